@@ -1,0 +1,36 @@
+# Every target sets up .venv first (idempotent), so each command works on an empty machine.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup train test test-all evaluate bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch==2.13.0 is the CPU build on these machines; a looser pin pulls a multi-GB CUDA build.
+	$(PY) -m pip install --quiet "torch==2.13.0"
+	$(PY) -m pip install --quiet -e ".[test,gallery]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+train: $(STAMP)
+	$(PY) train.py
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+test-all: $(STAMP)
+	$(PY) -m pytest -m ""
+
+evaluate: $(STAMP)
+	$(PY) evaluate.py
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_linsys.py
+	$(PY) benchmarks/bench_engine.py
+
+clean:
+	rm -rf $(VENV) outputs multirun .pytest_cache
