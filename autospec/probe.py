@@ -45,8 +45,9 @@ class Probe:
 
 
 def _start_vector(op: Operator, batch_shape, generator: torch.Generator, columns: int = 1) -> torch.Tensor:
-    v = torch.randn(*batch_shape, op.n, columns, generator=generator, dtype=torch.float64)
-    return v.to(dtype=op.dtype, device=op.device)
+    """Seeded Gaussian block, shared by every member of a batch (so batching never changes a probe)."""
+    v = torch.randn(op.n, columns, generator=generator, dtype=torch.float64)
+    return v.to(dtype=op.dtype, device=op.device).expand(*batch_shape, op.n, columns)
 
 
 def _batch_shape(op: Operator):

@@ -75,6 +75,11 @@ def solve(
     if method != "cg":
         probe = lanczos(op, steps=probe_steps, seed=seed)
         steps = probe.steps
+        if float(probe.theta_min) <= 0:
+            raise NotPositiveDefiniteError(
+                f"the Lanczos probe found a Ritz value {float(probe.theta_min):.3e} <= 0; Ritz values lie in the "
+                "numerical range of A, so A is not positive definite"
+            )
         if method == "chebyshev":
             M = chebyshev_preconditioner(op, probe, degree, bounds)
         else:

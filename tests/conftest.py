@@ -1,0 +1,39 @@
+"""Shared fixtures: small generated SPD problems and the matrices shipped in data/."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "data" / "suitesparse"
+
+
+def poisson2d(m: int) -> sp.csr_matrix:
+    """5-point Laplacian on an m×m grid (Dirichlet), SPD, n = m²."""
+    T = sp.diags([-1.0, 2.0, -1.0], [-1, 0, 1], shape=(m, m))
+    I = sp.eye(m)
+    return (sp.kron(I, T) + sp.kron(T, I)).tocsr()
+
+
+def random_spd(n: int, kappa: float, seed: int = 0) -> np.ndarray:
+    """Dense SPD with log-uniform eigenvalues in [1/κ, 1] and a random orthogonal basis."""
+    rng = np.random.default_rng(seed)
+    Q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    lam = np.logspace(-np.log10(kappa), 0, n)
+    return (Q * lam) @ Q.T
+
+
+@pytest.fixture(autouse=True)
+def _float64_default():
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
