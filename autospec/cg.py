@@ -35,22 +35,34 @@ def _dot(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     return (u * v).sum(dim=-2, keepdim=True)
 
 
-def cg_steps(matmat: Apply, b: torch.Tensor, x0: torch.Tensor | None = None, precond: Apply | None = None) -> Iterator[CGStep]:
-    """Endless PCG recurrence on blocks ``(..., n, k)``; each column is an independent system."""
+def _safe_div(num: torch.Tensor, den: torch.Tensor, ok: torch.Tensor) -> torch.Tensor:
+    """``num/den`` where ``ok``, else 0 — without NaN gradients from the masked entries."""
+    return torch.where(ok, num / torch.where(ok, den, torch.ones_like(den)), torch.zeros_like(num))
+
+
+def cg_steps(matmat: Apply, b: torch.Tensor, x0: torch.Tensor | None = None, precond: Apply | None = None,
+             freeze_below: float = 0.0) -> Iterator[CGStep]:
+    """Endless PCG recurrence on blocks ``(..., n, k)``; each column is an independent system.
+
+    A column whose residual drops to ``‖r‖ <= freeze_below·‖b‖`` (or hits an exact zero step)
+    takes no further steps, so long unrolled runs never divide by underflowed quantities.
+    """
     x = torch.zeros_like(b) if x0 is None else x0
     r = b if x0 is None else b - matmat(x0)
     z = r if precond is None else precond(r)
     p, rz = z, _dot(r, z)
+    floor = freeze_below * b.norm(dim=-2, keepdim=True)
     while True:
+        live = r.norm(dim=-2, keepdim=True) > floor
         Ap = matmat(p)
         curvature = _dot(p, Ap)
-        alpha = rz / curvature
+        alpha = _safe_div(rz, curvature, live & (curvature != 0))
         x = x + alpha * p
         r = r - alpha * Ap
         yield CGStep(x, r, curvature, rz)
         z = r if precond is None else precond(r)
         rz_next = _dot(r, z)
-        p = z + (rz_next / rz) * p
+        p = z + _safe_div(rz_next, rz, live & (rz != 0)) * p
         rz = rz_next
 
 

@@ -62,6 +62,11 @@ class PolynomialPreconditioner:
         return spla.LinearOperator((n, n), matvec=matmat, matmat=matmat, rmatvec=matmat, dtype=np.float64)
 
 
+def ritz_interval(probe: Probe) -> tuple[torch.Tensor, torch.Tensor]:
+    """Batched ``ritz`` interval ``[θ_min, 1.01(θ_max + r_top)]`` (tensors with the probe's batch shape)."""
+    return probe.theta_min, RITZ_UPPER_SAFETY * (probe.theta_max + probe.top_residual())
+
+
 def chebyshev_bounds(probe: Probe, strategy: str = "ritz", eigenvalues=None) -> tuple[float, float]:
     """Interval ``[a, b]`` of the Chebyshev preconditioner from a probe.
 
@@ -69,8 +74,7 @@ def chebyshev_bounds(probe: Probe, strategy: str = "ritz", eigenvalues=None) -> 
     ``[λmin, λmax]`` of the given ``eigenvalues`` (tests and oracles).
     """
     if strategy == "ritz":
-        a = float(probe.theta_min)
-        b = RITZ_UPPER_SAFETY * float(probe.theta_max + probe.top_residual())
+        a, b = (float(t) for t in ritz_interval(probe))
     elif strategy == "petsc":
         a, b = (f * float(probe.theta_max) for f in PETSC_BOUNDS)
     elif strategy == "exact":

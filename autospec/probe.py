@@ -70,16 +70,18 @@ def lanczos(A, steps: int = 50, seed: int = 0) -> Probe:
     gen = torch.Generator().manual_seed(int(seed))
     start = op.matvecs
     with torch.no_grad():
+        # basis stored as rows, Q[..., j, :] = q_jᵀ, so Q[..., :j+1, :] is a contiguous view
+        Q = torch.empty(*batch, m, op.n, dtype=op.dtype, device=op.device)
         q = _start_vector(op, batch, gen)
-        Q = q / q.norm(dim=-2, keepdim=True)
+        Q[..., 0, :] = (q / q.norm(dim=-2, keepdim=True)).squeeze(-1)
         alphas, betas = [], []
         scale = torch.zeros(batch, dtype=op.dtype, device=op.device)
         for j in range(m):
-            qj = Q[..., j : j + 1]
-            w = op.matmat(qj)
-            alphas.append((qj * w).sum(dim=(-2, -1)))
+            basis = Q[..., : j + 1, :]
+            w = op.matmat(Q[..., j, :].unsqueeze(-1))
+            alphas.append((Q[..., j, :].unsqueeze(-1) * w).sum(dim=(-2, -1)))
             for _ in range(2):
-                w = w - Q @ (Q.mT @ w)
+                w = w - basis.mT @ (basis @ w)
             beta = w.norm(dim=(-2, -1))
             scale = torch.maximum(scale, alphas[-1].abs() + beta)
             broke = beta <= BREAKDOWN_RTOL * scale
@@ -89,13 +91,13 @@ def lanczos(A, steps: int = 50, seed: int = 0) -> Probe:
             if bool(broke.any()):
                 fresh = _start_vector(op, batch, gen)
                 for _ in range(2):
-                    fresh = fresh - Q @ (Q.mT @ fresh)
+                    fresh = fresh - basis.mT @ (basis @ fresh)
                 w = torch.where(broke[..., None, None], fresh / fresh.norm(dim=-2, keepdim=True), w / beta[..., None, None])
                 beta = torch.where(broke, torch.zeros_like(beta), beta)
             else:
                 w = w / beta[..., None, None]
             betas.append(beta)
-            Q = torch.cat([Q, w], dim=-1)
+            Q[..., j + 1, :] = w.squeeze(-1)
         k = len(alphas)
         T = torch.diag_embed(torch.stack(alphas, -1))
         if k > 1:

@@ -1,0 +1,22 @@
+"""Task registry: a task turns engine corrections into a polynomial and scores it.
+
+A task provides ``layout`` (engine output shape), ``scale(probe)``, ``polynomial(probe,
+corrections=None)`` (``None`` → its classical baseline), ``loss(poly, scale, batch)`` and
+``iterations(poly, scale, batch)``. New task families register here.
+"""
+
+from __future__ import annotations
+
+from autospec.errors import InputValueError
+from autospec.tasks.linsys import LinsysTask
+
+TASKS = {"linsys": LinsysTask}
+
+
+def build_task(spec: dict):
+    """Build a task from a plain dict ``{"name": ..., **kwargs}`` (as stored in artifacts)."""
+    spec = dict(spec)
+    name = spec.pop("name", None)
+    if name not in TASKS:
+        raise InputValueError(f"unknown task {name!r}; choose one of {sorted(TASKS)}")
+    return TASKS[name](**spec)

@@ -1,0 +1,165 @@
+"""The ``linsys`` task: a degree-d polynomial preconditioner ``p`` for CG on SPD ``A``.
+
+Coefficients. The probe gives the Chebyshev ``ritz`` interval ``[a, s]``; everything runs on
+``X = A/s``. The engine's global head moves the interval, ``a' = (a/s)·e^{g_0}``,
+``b' = e^{g_1}``, and its step heads correct the Chebyshev coefficients on ``[a', b']``
+(all corrections pass through ``m·tanh(·/m)`` so they stay bounded):
+
+* three-term form: ``c_0 = c_0ᶜʰ(1 + δ_0)``, ``α_k = α_kᶜʰ(1 + δ_{k,0})``, ``β_k = β_kᶜʰ(1 + δ_{k,1})``;
+* basis form on ``[0, u]`` (``u = upper/s``): ``c_k = c_kᶜʰ + δ_k |c_0ᶜʰ|``.
+
+Zero corrections give exactly the Chebyshev preconditioner with ``ritz`` bounds.
+
+Losses (on ``diag(λ/s)``, exact and cheap because ``p(X) r = p(λ) ⊙ r``):
+
+* ``minimax``: ``log smoothmax_i |1 − λ_i p(λ_i)|`` (log-sum-exp at temperature ``t``);
+* ``pcg``: ``mean_{k≤K} log max(‖r_k‖/‖b‖, 1e-10)`` of K unrolled PCG steps with Gaussian
+  right-hand-side weights (optimises what is measured and leaves isolated small eigenvalues to CG).
+
+Both add ``w · mean_grid relu(−p)/mean_grid |p|`` on a grid of ``[0, 1.05 u]``; CG itself sees
+``max(p, 1e-6·max p)`` on the spectrum so a bad polynomial never produces NaN.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from autospec.cg import cg_steps
+from autospec.errors import InputValueError
+from autospec.preconditioners import SAFEGUARD_MARGIN, ritz_interval
+from autospec.probe import Probe
+from autospec.recurrences import ChebyshevBasis, ThreeTerm, chebyshev_interpolant, chebyshev_three_term, evaluate
+
+RECURRENCES = ("three_term", "basis")
+LOSSES = ("pcg", "minimax")
+RESIDUAL_FLOOR = 1e-10
+MAX_LOWER_SHIFT = 6.0  # a' within e^{±6}·a
+MAX_UPPER_SHIFT = 0.5  # b' within e^{±0.5}·s
+MAX_STEP_CORRECTION = 0.5  # per-step relative corrections within ±50%
+
+
+def _bounded(x: torch.Tensor, limit: float) -> torch.Tensor:
+    """``limit·tanh(x/limit)``: identity near 0 (so zero output is still Chebyshev), bounded by ``limit``."""
+    return limit * torch.tanh(x / limit)
+
+
+class LinsysTask:
+    """Polynomial preconditioning for CG (see the module docstring for the mathematics)."""
+
+    name = "linsys"
+
+    def __init__(self, degree: int = 10, recurrence: str = "three_term", loss: str = "pcg", pcg_steps: int = 100,
+                 temperature: float = 30.0, positivity_weight: float = 10.0, grid_points: int = 256,
+                 rtol: float = 1e-8, max_iters: int = 3000):
+        if recurrence not in RECURRENCES:
+            raise InputValueError(f"unknown recurrence {recurrence!r}; choose one of {RECURRENCES}")
+        if loss not in LOSSES:
+            raise InputValueError(f"unknown linsys loss {loss!r}; choose one of {LOSSES}")
+        if degree < 1:
+            raise InputValueError(f"degree must be >= 1, got {degree}")
+        self.degree, self.recurrence, self.loss_name = int(degree), recurrence, loss
+        self.pcg_steps, self.temperature = int(pcg_steps), float(temperature)
+        self.positivity_weight, self.grid_points = float(positivity_weight), int(grid_points)
+        self.rtol, self.max_iters = float(rtol), int(max_iters)
+
+    # -- coefficients -------------------------------------------------------------------------
+    @property
+    def layout(self) -> dict:
+        """Engine output shape: global outputs, recurrence steps, outputs per step."""
+        per_step = 2 if self.recurrence == "three_term" else 1
+        return {"global_outputs": 2, "steps": self.degree + 1, "per_step": per_step}
+
+    @staticmethod
+    def scale(probe: Probe) -> torch.Tensor:
+        """``s``: the upper end of the ``ritz`` interval; the recurrence runs on ``A/s``."""
+        return ritz_interval(probe)[1]
+
+    def polynomial(self, probe: Probe, corrections=None):
+        """``(poly, s)``: the polynomial in scaled units and the scale (batched over the probe)."""
+        a, s = ritz_interval(probe)
+        a_s = (a / s).clamp_min(1e-12)
+        b_s = torch.ones_like(s)
+        if corrections is not None:
+            glob, steps = (t.to(s.dtype) for t in corrections)
+            b_s = b_s * _bounded(glob[..., 1], MAX_UPPER_SHIFT).exp()
+            a_s = torch.minimum(a_s * _bounded(glob[..., 0], MAX_LOWER_SHIFT).exp(), 0.5 * b_s)
+            steps = _bounded(steps, MAX_STEP_CORRECTION)
+        three = chebyshev_three_term(a_s, b_s, self.degree)
+        if self.recurrence == "three_term":
+            if corrections is None:
+                return three, s
+            return ThreeTerm(three.c0 * (1 + steps[..., 0, 0]), three.alpha * (1 + steps[..., 1:, 0]),
+                             three.beta * (1 + steps[..., 1:, 1])), s
+        upper = (probe.upper / s).clamp_min(1.0)
+        basis = chebyshev_interpolant(lambda lam: evaluate(three, lam), torch.zeros_like(upper), upper, self.degree)
+        if corrections is None:
+            return basis, s
+        return ChebyshevBasis(basis.c + steps[..., 0] * basis.c[..., :1].abs(), basis.a, basis.b), s
+
+    # -- losses -------------------------------------------------------------------------------
+    def loss(self, poly, scale: torch.Tensor, batch: dict) -> tuple[torch.Tensor, dict]:
+        lam = batch["lam"] / scale.unsqueeze(-1)
+        p = evaluate(poly, lam)
+        if self.loss_name == "minimax":
+            R = (1 - lam * p).abs()
+            t = self.temperature
+            task = (torch.logsumexp(t * R, dim=-1) - math.log(lam.shape[-1])) / t
+            task = task.clamp_min(1e-12).log().mean()
+        else:
+            hist = unrolled_pcg_residuals(lam, p, batch["weights"], self.pcg_steps)
+            task = hist.clamp_min(RESIDUAL_FLOOR).log().mean()
+        penalty = self.positivity_penalty(poly, batch["probe"].upper / scale)
+        return task + self.positivity_weight * penalty, {"task_loss": task.detach(), "positivity": penalty.detach()}
+
+    def positivity_penalty(self, poly, upper: torch.Tensor) -> torch.Tensor:
+        """``mean relu(−p)/mean |p|`` on ``[0, 1.05·upper]`` (scaled units)."""
+        t = torch.linspace(0, 1, self.grid_points, dtype=upper.dtype, device=upper.device)
+        grid = SAFEGUARD_MARGIN * upper.clamp_min(1.0).unsqueeze(-1) * t
+        p = evaluate(poly, grid)
+        return (torch.relu(-p).mean(-1) / p.abs().mean(-1).clamp_min(1e-12)).mean()
+
+    # -- metrics ------------------------------------------------------------------------------
+    def iterations(self, poly, scale: torch.Tensor, batch: dict) -> torch.Tensor:
+        """PCG outer iterations to ``rtol`` on ``diag(λ)`` for every spectrum of the batch."""
+        lam = batch["lam"] / scale.unsqueeze(-1)
+        return pcg_iterations(lam, evaluate(poly, lam), batch["weights"], self.rtol, self.max_iters)
+
+
+def _safe_values(p: torch.Tensor) -> torch.Tensor:
+    return torch.maximum(p, 1e-6 * p.amax(-1, keepdim=True).clamp_min(1e-30))
+
+
+def unrolled_pcg_residuals(lam: torch.Tensor, p: torch.Tensor, weights: torch.Tensor, steps: int) -> torch.Tensor:
+    """Relative residual norms ``‖r_k‖/‖b‖`` (k = 1..K) of PCG on ``diag(λ)`` with ``M = diag(p(λ))``
+    and ``b = weights``: shape ``(..., K)``; differentiable in ``p``."""
+    b = weights
+    p = _safe_values(p).unsqueeze(-1)
+    bnorm = b.norm(dim=-2)
+    hist = []
+    run = cg_steps(lambda V: lam.unsqueeze(-1) * V, b, precond=lambda r: p * r, freeze_below=RESIDUAL_FLOOR / 10)
+    for _, step in zip(range(steps), run):
+        hist.append((step.r.norm(dim=-2) / bnorm).squeeze(-1))
+    return torch.stack(hist, dim=-1)
+
+
+@torch.no_grad()
+def pcg_iterations(lam: torch.Tensor, p: torch.Tensor, weights: torch.Tensor, rtol: float, max_iters: int) -> torch.Tensor:
+    """First k with ``‖r_k‖ <= rtol‖b‖`` for PCG on each ``diag(λ)`` (``max_iters + 1`` if never).
+
+    A polynomial that is not positive on the spectrum (CG breakdown) also counts as never."""
+    b = weights.to(lam.dtype)
+    bnorm = b.norm(dim=-2).squeeze(-1)
+    broken = (p <= 0).any(-1)
+    iters = torch.full(bnorm.shape, max_iters + 1, dtype=torch.long)
+    pp = _safe_values(p).unsqueeze(-1)
+    run = cg_steps(lambda V: lam.unsqueeze(-1) * V, b, precond=lambda r: pp * r, freeze_below=rtol / 10)
+    for k, step in enumerate(run, start=1):
+        rel = step.r.norm(dim=-2).squeeze(-1) / bnorm
+        done = (rel <= rtol) & (iters > max_iters)
+        iters[done] = k
+        if k >= max_iters or bool((iters <= max_iters).all()):
+            break
+    iters[broken] = max_iters + 1
+    return iters

@@ -1,0 +1,167 @@
+"""Training pipeline end to end: config composition, train → export → load → solve, resume,
+multirun, artifact integrity, and the untrained engine being exactly Chebyshev."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse.linalg as spla
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import open_dict
+
+import autospec
+from autospec import errors
+from autospec.artifact import read_artifact, write_artifact
+from autospec.engines import export_checkpoint, load
+from autospec.operators import Diagonal
+from autospec.probe import lanczos
+from autospec.recurrences import evaluate
+from autospec.system import AutospecSystem
+from autospec.tasks.linsys import LinsysTask
+from autospec.training import train
+
+from conftest import REPO, poisson2d
+
+CONF = str(REPO / "conf")
+EXPERIMENTS = sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml"))
+
+
+def _cfg(tmp_path: Path, overrides=()):
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        cfg = compose(config_name="train", overrides=["experiment=smoke", *overrides], return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(tmp_path)
+        cfg.hydra.runtime.output_dir = str(tmp_path)
+    HydraConfig.instance().set_config(cfg)
+    return cfg
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_composes(experiment):
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[f"experiment={experiment}"])
+    assert cfg.task.name == "linsys" and cfg.trainer.max_steps > 0
+    assert cfg.data.probe_steps == "${probe.steps}" or cfg.data.probe_steps == cfg.probe.steps
+
+
+@pytest.mark.parametrize("group, option", [("engine", "transformer"), ("engine", "attention"), ("recurrence", "basis"),
+                                           ("logger", "wandb"), ("trainer", "ddp"), ("trainer", "gpu")])
+def test_config_groups_compose(group, option):
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[f"{group}={option}"])
+    if group == "recurrence":
+        assert cfg.task.recurrence == "basis"
+    if group == "logger":
+        assert cfg.logger.wandb.offline is True
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("run")
+    result = train(_cfg(tmp))
+    return tmp, result
+
+
+def test_train_export_load_solve(trained):
+    tmp, result = trained
+    artifact = Path(result["artifact"])
+    assert artifact.is_file() and artifact.with_suffix(".safetensors").is_file()
+    assert (tmp / "checkpoints" / "last.ckpt").is_file()
+    assert list((tmp / "csv").rglob("metrics.csv"))
+    meta = json.loads(artifact.read_text())
+    assert meta["task"]["degree"] == 10 and meta["probe"]["steps"] == 12 and "val/iter_ratio" in meta["metrics"]
+    engine = load(artifact)
+    A = poisson2d(12)
+    b = np.ones(A.shape[0])
+    x, info = autospec.solve(A, b, method="autospec", engine=str(artifact), probe_steps=12, rtol=1e-10)
+    assert info.converged and np.linalg.norm(b - A @ x.numpy()) <= 1.01e-10 * np.linalg.norm(b)
+    M = engine.preconditioner(A, probe_steps=12)
+    assert isinstance(M, spla.LinearOperator)
+    y, code = spla.cg(A, b, M=M, rtol=1e-10)
+    assert code == 0
+    Mt = engine.preconditioner(torch.from_numpy(A.toarray()), probe_steps=12)
+    r = torch.ones(A.shape[0])
+    np.testing.assert_allclose(Mt(r).numpy(), M @ r.numpy(), rtol=1e-10)
+
+
+def test_resume_from_last_checkpoint(trained, tmp_path):
+    tmp, _ = trained
+    last = tmp / "checkpoints" / "last.ckpt"
+    cfg = _cfg(tmp_path, [f"ckpt_path={last}", "trainer.max_steps=4"])
+    result = train(cfg)
+    ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["global_step"] == 4  # continued from step 2, not restarted
+    assert Path(result["artifact"]).is_file()
+
+
+def test_export_cli_and_bit_exact_round_trip(trained, tmp_path):
+    tmp, result = trained
+    out = tmp_path / "exported"
+    proc = subprocess.run([sys.executable, "-m", "autospec", "export", str(tmp / "checkpoints" / "last.ckpt"), str(out)],
+                          capture_output=True, text=True, check=True)
+    assert proc.stdout.strip().endswith("exported.json")
+    state, meta = read_artifact(out)
+    ckpt = torch.load(tmp / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+    for k, v in state.items():
+        assert torch.equal(v, ckpt[f"engine.{k}"])
+    # round trip through write/read is bit-exact
+    again = write_artifact(state, {k: meta[k] for k in ("task", "engine", "probe")}, tmp_path / "again")
+    state2, _ = read_artifact(again)
+    assert all(torch.equal(state[k], state2[k]) for k in state)
+
+
+def test_corrupt_truncated_and_wrong_version_artifacts_are_rejected(trained, tmp_path):
+    _, result = trained
+    state, meta = read_artifact(result["artifact"])
+    good = write_artifact(state, {k: meta[k] for k in ("task", "engine", "probe")}, tmp_path / "good")
+    weights = good.with_suffix(".safetensors")
+    data = weights.read_bytes()
+
+    weights.write_bytes(data[: len(data) // 2])
+    with pytest.raises(errors.ArtifactError, match="corrupt or modified"):
+        load(good)
+    weights.write_bytes(data)
+    record = json.loads(good.read_text())
+    good.write_text(json.dumps({**record, "format_version": 99}))
+    with pytest.raises(errors.ArtifactError, match="format version 99"):
+        load(good)
+    good.write_text("{not json")
+    with pytest.raises(errors.ArtifactError, match="not valid JSON"):
+        load(good)
+    with pytest.raises(errors.ArtifactError, match="no engine artifact"):
+        load(tmp_path / "missing")
+    bad_ckpt = tmp_path / "bad.ckpt"
+    bad_ckpt.write_bytes(b"garbage")
+    with pytest.raises(errors.ArtifactError, match="cannot read Lightning checkpoint"):
+        export_checkpoint(bad_ckpt, tmp_path / "x")
+
+
+@pytest.mark.parametrize("recurrence", ["three_term", "basis"])
+def test_untrained_engine_is_chebyshev(recurrence):
+    task = {"name": "linsys", "degree": 10, "recurrence": recurrence}
+    system = AutospecSystem(task=task, engine={"backbone": "transformer", "width": 16}, probe={"steps": 30})
+    lam = torch.from_numpy(np.logspace(-4, 0, 300))
+    probe = lanczos(Diagonal(lam), steps=30)
+    poly, scale = system(probe)
+    base, base_scale = LinsysTask(degree=10).polynomial(probe)
+    grid = torch.linspace(0, 1.05, 500, dtype=torch.float64)
+    assert torch.equal(scale, base_scale)
+    np.testing.assert_allclose(evaluate(poly, grid).detach().numpy(), evaluate(base, grid).numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_multirun_of_two_tiny_jobs(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "train.py", "-m", "experiment=smoke", "engine.width=8,16", "logger=none",
+         f"hydra.sweep.dir={tmp_path}"],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    artifacts = sorted(tmp_path.glob("*/export/*.json"))
+    assert len(artifacts) == 2
+    widths = sorted(json.loads(p.read_text())["engine"]["width"] for p in artifacts)
+    assert widths == [8, 16]
