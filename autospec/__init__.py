@@ -15,6 +15,10 @@ from autospec.errors import (
     NotPositiveDefiniteError,
     NotSymmetricError,
 )
+from autospec.download import PAPER_MATRICES, DownloadError, download, fetch_suite
+from autospec import matfun
+from autospec.engines import LearnedPolynomial, load
+from autospec.matrix_io import MatrixFile, MatrixNotFoundError, list_matrices, load_matrix, read_matrix
 from autospec.operators import Diagonal, Operator, as_operator
 from autospec.preconditioners import PolynomialPreconditioner, chebyshev_preconditioner
 from autospec.probe import Probe, lanczos, probe, subspace_probe
@@ -23,7 +27,19 @@ from autospec.solve import solve
 __version__ = "0.1.0"
 
 __all__ = [
+    "PAPER_MATRICES",
     "ArtifactError",
+    "DownloadError",
+    "LearnedPolynomial",
+    "MatrixFile",
+    "MatrixNotFoundError",
+    "download",
+    "fetch_suite",
+    "list_matrices",
+    "load",
+    "load_matrix",
+    "matfun",
+    "read_matrix",
     "AutospecError",
     "BreakdownError",
     "Diagonal",

@@ -115,6 +115,8 @@ class Engine(nn.Module):
             nn.init.zeros_(head.bias)
 
     def forward(self, tokens: torch.Tensor, glob: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        dtype = self.global_head.weight.dtype
+        tokens, glob = tokens.to(dtype), glob.to(dtype)
         h = self.trunk(torch.cat([self.backbone(self.embed(tokens)), glob], dim=-1))
         per_step = torch.stack([head(h) for head in self.step_heads], dim=-2)
         return self.global_head(h)[..., : self.global_outputs], per_step

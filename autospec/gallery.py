@@ -11,9 +11,9 @@ from __future__ import annotations
 import math
 import numbers
 import re
+from collections.abc import Callable
 from functools import partial
 from types import ModuleType
-from typing import Callable
 
 import numpy as np
 import scipy.sparse as sp
@@ -51,7 +51,7 @@ def anisotropic2d(nx: int, epsilon: float = 1e-3, theta: float = math.pi / 6) ->
 
 
 def elasticity2d(nx: int) -> sp.csr_matrix:
-    """Plane-strain linear elasticity (Q1 elements, E = 1e5, ν = 0.3) on an ``nx × nx`` grid (n = 2·nx²)."""
+    """2-D linear elasticity (Q1 elements, E = 1e5, ν = 0.3, clamped boundary), ``nx × nx`` free nodes (n = 2·nx²)."""
     matrix, _ = _pyamg_gallery().linear_elasticity((_grid_size(nx),) * 2, format="csr")
     return _finish(matrix)
 

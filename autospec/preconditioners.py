@@ -20,7 +20,7 @@ from autospec.recurrences import ChebyshevBasis, ThreeTerm, chebyshev_three_term
 
 RITZ_UPPER_SAFETY = 1.01  # ritz bounds: b = 1.01 (θ_max + r_top)
 PETSC_BOUNDS = (0.1, 1.1)  # petsc bounds: [0.1, 1.1]·θ_max (PETSc KSPChebyshevEstEigSet defaults)
-SAFEGUARD_GRID = 2001  # points of the positivity check on [0, 1.05 s]
+SAFEGUARD_GRID = 2001  # points of the positivity check on [0, 1.05 s] (uniform + geometric)
 SAFEGUARD_MARGIN = 1.05
 BOUND_STRATEGIES = ("ritz", "petsc", "exact")
 
@@ -99,12 +99,21 @@ def chebyshev_preconditioner(op: Operator, probe: Probe, degree: int, bounds: st
     return PolynomialPreconditioner(op, poly, scale=b, interval=(a, b))
 
 
+def positivity_grid(upper: torch.Tensor | float, points: int = SAFEGUARD_GRID) -> torch.Tensor:
+    """Check points on ``[0, 1.05·upper]``: 0, a uniform grid, and a geometric grid from
+    ``1e-12·upper`` (small eigenvalues sit far below the first uniform point). Batched over ``upper``."""
+    upper = torch.as_tensor(upper, dtype=torch.float64).unsqueeze(-1)
+    half = points // 2
+    unit = torch.cat([torch.linspace(0, 1, points - half, dtype=torch.float64),
+                      torch.logspace(-12, 0, half, dtype=torch.float64)])
+    return SAFEGUARD_MARGIN * upper * unit.to(upper.device)
+
+
 def polynomial_is_safe(poly: ThreeTerm | ChebyshevBasis, upper: float = 1.0) -> bool:
-    """Safeguard: finite coefficients and ``p > 0`` on a grid of ``[0, 1.05·upper]`` (scaled units)."""
+    """Safeguard: finite coefficients and ``p > 0`` on :func:`positivity_grid` (scaled units)."""
     if not bool(torch.isfinite(poly.flat()).all()):
         return False
-    grid = torch.linspace(0, SAFEGUARD_MARGIN * upper, SAFEGUARD_GRID, dtype=torch.float64)
-    values = evaluate(_to_float64(poly), grid)
+    values = evaluate(_to_float64(poly), positivity_grid(upper).squeeze(0))
     return bool(torch.isfinite(values).all()) and bool((values > 0).all())
 
 

@@ -98,11 +98,12 @@ def _bc(t: torch.Tensor) -> torch.Tensor:
     return t[..., None, None]
 
 
-def _interval(a, b) -> tuple[torch.Tensor, torch.Tensor]:
+def _interval(a, b, positive: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     a = torch.as_tensor(a, dtype=torch.float64) if not isinstance(a, torch.Tensor) else a
     b = torch.as_tensor(b, dtype=a.dtype, device=a.device) if not isinstance(b, torch.Tensor) else b
-    if bool((b <= a).any()) or bool((a <= 0).any()):
-        raise InputValueError(f"Chebyshev interval must satisfy 0 < a < b, got a={a.tolist()}, b={b.tolist()}")
+    if bool((b <= a).any()) or (positive and bool((a <= 0).any())):
+        bound = "0 < a < b" if positive else "a < b"
+        raise InputValueError(f"Chebyshev interval must satisfy {bound}, got a={a.tolist()}, b={b.tolist()}")
     return a, b
 
 
@@ -134,7 +135,7 @@ def chebyshev_nodes(degree: int, dtype=torch.float64) -> torch.Tensor:
 def chebyshev_interpolant(f: Callable[[torch.Tensor], torch.Tensor], a, b, degree: int) -> ChebyshevBasis:
     """Chebyshev interpolant of ``f`` on ``[a, b]`` at the first-kind nodes (batched over a, b):
     ``c_k = (2 − [k=0])/(d+1) Σ_j f(x_j) T_k(t_j)``."""
-    a, b = _interval(a, b)
+    a, b = _interval(a, b, positive=False)
     t = chebyshev_nodes(degree, a.dtype).to(a.device)
     x = (a + b).unsqueeze(-1) / 2 + (b - a).unsqueeze(-1) / 2 * t  # (..., d+1)
     fx = f(x)

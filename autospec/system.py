@@ -41,22 +41,25 @@ class AutospecSystem(L.LightningModule):
     def validation_step(self, batch, batch_idx):
         poly, scale = self(batch["probe"])
         loss, _ = self.task.loss(poly, scale, batch)
-        learned = self.task.iterations(poly, scale, batch).double()
         if batch_idx not in self._baseline_cache:  # the Chebyshev baseline never changes
             base, base_scale = self.task.polynomial(batch["probe"])
             self._baseline_cache[batch_idx] = self.task.iterations(base, base_scale, batch).double()
-        ratio = learned / self._baseline_cache[batch_idx]
-        self._val_ratios.append(ratio)
+        baseline = self._baseline_cache[batch_idx]
+        safe = self.task.safe(poly, scale, batch["probe"])  # unsafe polynomials fall back, as at inference
+        learned = torch.where(safe, self.task.iterations(poly, scale, batch).double(), baseline)
+        self._val_ratios.append(learned / baseline)
+        self._val_fallbacks.append(~safe)
         self.log("val/loss", loss, batch_size=len(batch["lam"]))
 
     def on_validation_epoch_start(self):
-        self._val_ratios = []
+        self._val_ratios, self._val_fallbacks = [], []
 
     def on_validation_epoch_end(self):
         ratios = torch.cat(self._val_ratios)
         self.log("val/iter_ratio", ratios.median(), prog_bar=True)
         self.log("val/iter_ratio_mean", ratios.mean())
         self.log("val/worse_5pct", (ratios > 1.05).double().mean())
+        self.log("val/fallback_rate", torch.cat(self._val_fallbacks).double().mean())
 
     def configure_optimizers(self):
         opt = torch.optim.AdamW(self.engine.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)

@@ -149,7 +149,7 @@ def test_truncated_gzip_raises_input_value_error(tmp_path: Path) -> None:
 
 def test_missing_file_error(tmp_path: Path) -> None:
     path = tmp_path / "absent.mtx"
-    with pytest.raises(MatrixNotFoundError, match="absent.mtx") as info:
+    with pytest.raises(MatrixNotFoundError, match=r"absent\.mtx") as info:
         read_matrix(path)
     assert isinstance(info.value, FileNotFoundError) and isinstance(info.value, AutospecError)
     assert info.value.filename == str(path)

@@ -6,18 +6,27 @@ Coefficients. The probe gives the Chebyshev ``ritz`` interval ``[a, s]``; everyt
 (all corrections pass through ``m·tanh(·/m)`` so they stay bounded):
 
 * three-term form: ``c_0 = c_0ᶜʰ(1 + δ_0)``, ``α_k = α_kᶜʰ(1 + δ_{k,0})``, ``β_k = β_kᶜʰ(1 + δ_{k,1})``;
-* basis form on ``[0, u]`` (``u = upper/s``): ``c_k = c_kᶜʰ + δ_k |c_0ᶜʰ|``.
+* basis form on ``[0, u]`` (``u = upper/s``): ``c_k = c_kᶜʰ(1 + δ_k)``.
+
+The interval is the well-conditioned knob (any interval gives a sound Chebyshev polynomial); the
+per-step coefficients are not — Chebyshev's smallness on the interval comes from cancellation, so
+a few per cent of random change wrecks it — hence ``|δ| <= step_limit`` (default 0.02).
 
 Zero corrections give exactly the Chebyshev preconditioner with ``ritz`` bounds.
 
 Losses (on ``diag(λ/s)``, exact and cheap because ``p(X) r = p(λ) ⊙ r``):
 
 * ``minimax``: ``log smoothmax_i |1 − λ_i p(λ_i)|`` (log-sum-exp at temperature ``t``);
-* ``pcg``: ``mean_{k≤K} log max(‖r_k‖/‖b‖, 1e-10)`` of K unrolled PCG steps with Gaussian
-  right-hand-side weights (optimises what is measured and leaves isolated small eigenvalues to CG).
+* ``pcg``: ``log(1 + Σ_{k≤K} relu(log(‖r_k‖/‖b‖)/log(1/rtol) + 1))`` over K unrolled PCG steps
+  with Gaussian right-hand-side weights — a smooth count of the iterations to ``rtol`` (each step
+  adds the fraction of digits still missing), in log form so easy and hard spectra weigh alike. It
+  optimises what is measured and lets the polynomial leave isolated small eigenvalues to CG.
 
-Both add ``w · mean_grid relu(−p)/mean_grid |p|`` on a grid of ``[0, 1.05 u]``; CG itself sees
-``max(p, 1e-6·max p)`` on the spectrum so a bad polynomial never produces NaN.
+Both add ``w · max relu(ε|p|_mean − p)/|p|_mean`` over the safeguard grid of ``[0, 1.05 u]`` and
+the spectrum, and a spectrum whose polynomial is not positive there gets the worst task loss (the
+safeguard would reject it, so speed bought with negativity earns nothing). CG itself sees
+``max(p, 1e-6·max p)`` so a bad polynomial never produces NaN. The metric counts what a user
+gets: a polynomial failing the safeguard is replaced by Chebyshev.
 """
 
 from __future__ import annotations
@@ -28,21 +37,21 @@ import torch
 
 from autospec.cg import cg_steps
 from autospec.errors import InputValueError
-from autospec.preconditioners import SAFEGUARD_MARGIN, ritz_interval
+from autospec.preconditioners import polynomial_is_safe, positivity_grid, ritz_interval
 from autospec.probe import Probe
 from autospec.recurrences import ChebyshevBasis, ThreeTerm, chebyshev_interpolant, chebyshev_three_term, evaluate
 
 RECURRENCES = ("three_term", "basis")
 LOSSES = ("pcg", "minimax")
 RESIDUAL_FLOOR = 1e-10
+POSITIVITY_MARGIN = 1e-3  # penalise p < 1e-3·mean|p| on the grid and the spectrum
 MAX_LOWER_SHIFT = 6.0  # a' within e^{±6}·a
 MAX_UPPER_SHIFT = 0.5  # b' within e^{±0.5}·s
-MAX_STEP_CORRECTION = 0.5  # per-step relative corrections within ±50%
 
 
 def _bounded(x: torch.Tensor, limit: float) -> torch.Tensor:
     """``limit·tanh(x/limit)``: identity near 0 (so zero output is still Chebyshev), bounded by ``limit``."""
-    return limit * torch.tanh(x / limit)
+    return limit * torch.tanh(x / limit) if limit > 0 else torch.zeros_like(x)
 
 
 class LinsysTask:
@@ -50,9 +59,9 @@ class LinsysTask:
 
     name = "linsys"
 
-    def __init__(self, degree: int = 10, recurrence: str = "three_term", loss: str = "pcg", pcg_steps: int = 100,
+    def __init__(self, degree: int = 10, recurrence: str = "three_term", loss: str = "pcg", pcg_steps: int = 300,
                  temperature: float = 30.0, positivity_weight: float = 10.0, grid_points: int = 256,
-                 rtol: float = 1e-8, max_iters: int = 3000):
+                 rtol: float = 1e-8, max_iters: int = 3000, step_limit: float = 0.02):
         if recurrence not in RECURRENCES:
             raise InputValueError(f"unknown recurrence {recurrence!r}; choose one of {RECURRENCES}")
         if loss not in LOSSES:
@@ -63,6 +72,7 @@ class LinsysTask:
         self.pcg_steps, self.temperature = int(pcg_steps), float(temperature)
         self.positivity_weight, self.grid_points = float(positivity_weight), int(grid_points)
         self.rtol, self.max_iters = float(rtol), int(max_iters)
+        self.step_limit = float(step_limit)
 
     # -- coefficients -------------------------------------------------------------------------
     @property
@@ -85,7 +95,7 @@ class LinsysTask:
             glob, steps = (t.to(s.dtype) for t in corrections)
             b_s = b_s * _bounded(glob[..., 1], MAX_UPPER_SHIFT).exp()
             a_s = torch.minimum(a_s * _bounded(glob[..., 0], MAX_LOWER_SHIFT).exp(), 0.5 * b_s)
-            steps = _bounded(steps, MAX_STEP_CORRECTION)
+            steps = _bounded(steps, self.step_limit)
         three = chebyshev_three_term(a_s, b_s, self.degree)
         if self.recurrence == "three_term":
             if corrections is None:
@@ -96,29 +106,32 @@ class LinsysTask:
         basis = chebyshev_interpolant(lambda lam: evaluate(three, lam), torch.zeros_like(upper), upper, self.degree)
         if corrections is None:
             return basis, s
-        return ChebyshevBasis(basis.c + steps[..., 0] * basis.c[..., :1].abs(), basis.a, basis.b), s
+        return ChebyshevBasis(basis.c * (1 + steps[..., 0]), basis.a, basis.b), s
 
     # -- losses -------------------------------------------------------------------------------
     def loss(self, poly, scale: torch.Tensor, batch: dict) -> tuple[torch.Tensor, dict]:
         lam = batch["lam"] / scale.unsqueeze(-1)
         p = evaluate(poly, lam)
+        p_grid = evaluate(poly, positivity_grid((batch["probe"].upper / scale).clamp_min(1.0), self.grid_points))
+        checked = torch.cat([p_grid, p], dim=-1)
         if self.loss_name == "minimax":
             R = (1 - lam * p).abs()
             t = self.temperature
-            task = (torch.logsumexp(t * R, dim=-1) - math.log(lam.shape[-1])) / t
-            task = task.clamp_min(1e-12).log().mean()
+            per_spectrum = ((torch.logsumexp(t * R, dim=-1) - math.log(lam.shape[-1])) / t).clamp_min(1e-12).log()
+            worst = torch.zeros_like(per_spectrum)  # |1 − λp| = 1: no better than no preconditioner
         else:
-            hist = unrolled_pcg_residuals(lam, p, batch["weights"], self.pcg_steps)
-            task = hist.clamp_min(RESIDUAL_FLOOR).log().mean()
-        penalty = self.positivity_penalty(poly, batch["probe"].upper / scale)
-        return task + self.positivity_weight * penalty, {"task_loss": task.detach(), "positivity": penalty.detach()}
-
-    def positivity_penalty(self, poly, upper: torch.Tensor) -> torch.Tensor:
-        """``mean relu(−p)/mean |p|`` on ``[0, 1.05·upper]`` (scaled units)."""
-        t = torch.linspace(0, 1, self.grid_points, dtype=upper.dtype, device=upper.device)
-        grid = SAFEGUARD_MARGIN * upper.clamp_min(1.0).unsqueeze(-1) * t
-        p = evaluate(poly, grid)
-        return (torch.relu(-p).mean(-1) / p.abs().mean(-1).clamp_min(1e-12)).mean()
+            hist = unrolled_pcg_residuals(lam, p, batch["weights"], self.pcg_steps, freeze_below=self.rtol / 10)
+            digits = math.log(1 / self.rtol)
+            soft_iters = (torch.relu(hist.log() + digits) / digits).sum(-1)  # ≈ iterations to rtol, smooth
+            per_spectrum = torch.log1p(soft_iters)
+            worst = torch.full_like(per_spectrum, math.log1p(self.pcg_steps))
+        # a polynomial that is not positive would be rejected by the safeguard: no credit for speed
+        positive = (checked > 0).all(-1).detach()
+        task = torch.where(positive, per_spectrum, worst).mean()
+        margin = POSITIVITY_MARGIN * checked.abs().mean(-1, keepdim=True)
+        penalty = (torch.relu(margin - checked).amax(-1) / checked.abs().mean(-1).clamp_min(1e-12)).mean()
+        logs = {"task_loss": task.detach(), "positivity": penalty.detach(), "positive": positive.double().mean()}
+        return task + self.positivity_weight * penalty, logs
 
     # -- metrics ------------------------------------------------------------------------------
     def iterations(self, poly, scale: torch.Tensor, batch: dict) -> torch.Tensor:
@@ -126,21 +139,35 @@ class LinsysTask:
         lam = batch["lam"] / scale.unsqueeze(-1)
         return pcg_iterations(lam, evaluate(poly, lam), batch["weights"], self.rtol, self.max_iters)
 
+    def safe(self, poly, scale: torch.Tensor, probe: Probe) -> torch.Tensor:
+        """Per-spectrum safeguard verdict (as at inference): finite and ``p > 0`` on the grid."""
+        upper = (probe.upper / scale).tolist()
+        return torch.tensor([polynomial_is_safe(_member(poly, i), u) for i, u in enumerate(upper)])
+
+
+def _member(poly, i: int):
+    """The i-th polynomial of a batch."""
+    return type(poly)(*(getattr(poly, f)[i] for f in poly.__dataclass_fields__))
+
 
 def _safe_values(p: torch.Tensor) -> torch.Tensor:
     return torch.maximum(p, 1e-6 * p.amax(-1, keepdim=True).clamp_min(1e-30))
 
 
-def unrolled_pcg_residuals(lam: torch.Tensor, p: torch.Tensor, weights: torch.Tensor, steps: int) -> torch.Tensor:
+def unrolled_pcg_residuals(lam: torch.Tensor, p: torch.Tensor, weights: torch.Tensor, steps: int,
+                           freeze_below: float = RESIDUAL_FLOOR) -> torch.Tensor:
     """Relative residual norms ``‖r_k‖/‖b‖`` (k = 1..K) of PCG on ``diag(λ)`` with ``M = diag(p(λ))``
-    and ``b = weights``: shape ``(..., K)``; differentiable in ``p``."""
+    and ``b = weights``: shape ``(..., K')``, ``K' <= K`` (stops once every system is below
+    ``freeze_below``); differentiable in ``p``."""
     b = weights
     p = _safe_values(p).unsqueeze(-1)
     bnorm = b.norm(dim=-2)
     hist = []
-    run = cg_steps(lambda V: lam.unsqueeze(-1) * V, b, precond=lambda r: p * r, freeze_below=RESIDUAL_FLOOR / 10)
+    run = cg_steps(lambda V: lam.unsqueeze(-1) * V, b, precond=lambda r: p * r, freeze_below=freeze_below)
     for _, step in zip(range(steps), run):
         hist.append((step.r.norm(dim=-2) / bnorm).squeeze(-1))
+        if bool((hist[-1] <= freeze_below).all()):
+            break
     return torch.stack(hist, dim=-1)
 
 
