@@ -15,7 +15,7 @@ from autospec.errors import (
     NotPositiveDefiniteError,
     NotSymmetricError,
 )
-from autospec.download import PAPER_MATRICES, DownloadError, download, fetch_suite
+from autospec.download import PAPER_MATRICES, DownloadError, fetch_suite
 from autospec import matfun
 from autospec.engines import LearnedPolynomial, load
 from autospec.matrix_io import MatrixFile, MatrixNotFoundError, list_matrices, load_matrix, read_matrix
@@ -33,7 +33,6 @@ __all__ = [
     "LearnedPolynomial",
     "MatrixFile",
     "MatrixNotFoundError",
-    "download",
     "fetch_suite",
     "list_matrices",
     "load",

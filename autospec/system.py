@@ -56,6 +56,7 @@ class AutospecSystem(L.LightningModule):
 
     def on_validation_epoch_end(self):
         ratios = torch.cat(self._val_ratios)
+        self.log("val/log_ratio", ratios.log().mean(), prog_bar=True)  # geometric mean: gains and losses weigh alike
         self.log("val/iter_ratio", ratios.median(), prog_bar=True)
         self.log("val/iter_ratio_mean", ratios.mean())
         self.log("val/worse_5pct", (ratios > 1.05).double().mean())

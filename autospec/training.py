@@ -40,8 +40,10 @@ def train(cfg: DictConfig) -> dict:
         max_steps=int(cfg.trainer.max_steps),
         **_plain(cfg.optim),
     )
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=_instantiate_group(cfg.get("callbacks")),
-                                     logger=_instantiate_group(cfg.get("logger")) or False)
+    loggers = _instantiate_group(cfg.get("logger"))
+    callbacks = [c for c in _instantiate_group(cfg.get("callbacks"))
+                 if loggers or not isinstance(c, L.pytorch.callbacks.LearningRateMonitor)]  # it needs a logger
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     trainer.fit(system, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
 
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
@@ -50,7 +52,7 @@ def train(cfg: DictConfig) -> dict:
         system.load_state_dict(state)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if torch.as_tensor(v).numel() == 1}
     if best and trainer.checkpoint_callback.best_model_score is not None:
-        metrics["best/val_iter_ratio"] = float(trainer.checkpoint_callback.best_model_score)
+        metrics["best/val_log_ratio"] = float(trainer.checkpoint_callback.best_model_score)
     artifact = export_system(system, Path(cfg.export_dir) / cfg.name,
                              {"metrics": metrics, "global_step": int(trainer.global_step), "seed": int(cfg.seed),
                               "data": _plain(cfg.data)})

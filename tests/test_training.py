@@ -148,7 +148,7 @@ def test_untrained_engine_is_chebyshev(recurrence):
     lam = torch.from_numpy(np.logspace(-4, 0, 300))
     probe = lanczos(Diagonal(lam), steps=30)
     poly, scale = system(probe)
-    base, base_scale = LinsysTask(degree=10).polynomial(probe)
+    base, base_scale = LinsysTask(degree=10, recurrence=recurrence).polynomial(probe)
     grid = torch.linspace(0, 1.05, 500, dtype=torch.float64)
     assert torch.equal(scale, base_scale)
     np.testing.assert_allclose(evaluate(poly, grid).detach().numpy(), evaluate(base, grid).numpy(), rtol=1e-12, atol=1e-12)
