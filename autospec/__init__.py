@@ -17,6 +17,7 @@ from autospec.errors import (
 )
 from autospec.download import PAPER_MATRICES, DownloadError, fetch_suite
 from autospec import matfun
+from autospec.eigen import eigsh
 from autospec.engines import LearnedPolynomial, load
 from autospec.matrix_io import MatrixFile, MatrixNotFoundError, list_matrices, load_matrix, read_matrix
 from autospec.operators import Diagonal, Operator, as_operator
@@ -33,6 +34,7 @@ __all__ = [
     "LearnedPolynomial",
     "MatrixFile",
     "MatrixNotFoundError",
+    "eigsh",
     "fetch_suite",
     "list_matrices",
     "load",

@@ -7,8 +7,9 @@ appended, and one head per recurrence step emits that step's corrections; a glob
 corrections that act on the whole polynomial (e.g. the Chebyshev interval). Every head is
 zero-initialised, so an untrained engine returns zero corrections — the task's Chebyshev baseline.
 
-Token features (scale ``s`` chosen by the task): ``θ_j/s``, ``log(θ_j/s)``, ``log(r_j/s)``;
-global features: ``log(θ_max/θ_min)``, ``m/100``, ``log(upper/s)``.
+Token features (scale ``s`` chosen by the task): ``θ_j/s``, ``log(θ_j/s)/10``, ``log(r_j/s)/10``;
+global features: ``log(θ_max/θ_min)/10``, ``m/100``, ``log(upper/s)`` (logs divided by 10 so every
+input is O(1) for spectra with κ up to ~1e10).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from autospec.probe import Probe
 TOKEN_FEATURES = 3
 GLOBAL_FEATURES = 3
 _TINY = 1e-30
+LOG_SCALE = 10.0
 
 
 def probe_features(probe: Probe, scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -29,10 +31,10 @@ def probe_features(probe: Probe, scale: torch.Tensor) -> tuple[torch.Tensor, tor
     s = scale.unsqueeze(-1)
     theta = probe.ritz.clamp_min(_TINY) / s
     resid = probe.residuals / s
-    tokens = torch.stack([theta, theta.log(), (resid + 1e-16).log()], dim=-1)
+    tokens = torch.stack([theta, theta.log() / LOG_SCALE, (resid + 1e-16).log() / LOG_SCALE], dim=-1)
     glob = torch.stack(
         [
-            (probe.theta_max.clamp_min(_TINY) / probe.theta_min.clamp_min(_TINY)).log(),
+            (probe.theta_max.clamp_min(_TINY) / probe.theta_min.clamp_min(_TINY)).log() / LOG_SCALE,
             torch.full_like(probe.theta_max, probe.steps / 100.0),
             (probe.upper / scale).log(),
         ],
