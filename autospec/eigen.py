@@ -19,8 +19,11 @@ Residual definition, the same for every method (well defined for indefinite A an
 
 with ``‖A‖_est = max_j |θ_j|`` over the Ritz values of the shared probe (``≤ ‖A‖₂``, so the test
 is never looser than one relative to ``‖A‖₂``). A run has converged when ``max_residual <= tol``;
-then every returned eigenvalue lies within ``tol·‖A‖₂`` of an eigenvalue of A. ``info.matvecs``
-counts every product with A, the probe included, for every method.
+then every returned eigenvalue lies within ``tol·‖A‖₂`` of an eigenvalue of A (no residual test
+sees a missed eigenvalue, e.g. a second copy of a double one, which single-vector Lanczos
+misses). ``info.matvecs`` counts every product with A, the probe included, for every method; the
+residuals of the pairs returned by the SciPy solvers (which test their own) are recomputed with
+uncounted products.
 """
 
 from __future__ import annotations
@@ -28,8 +31,9 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Protocol
 
 import numpy as np
 import scipy.sparse.linalg as spla
@@ -47,9 +51,11 @@ DEFAULT_PROBE_STEPS = 50
 BUDGET_PER_ROW = 200  # default max_matvecs = 200·n
 RANK_RTOL = 1e-10  # |R_jj| of a unit column below this: numerically dependent, replaced
 MIN_INTERVAL = 1e-2  # keep b − a >= 1e-2·(b − a_L) so the filter is finite when block ≈ n
-STAGNATION_WINDOW = 20  # outer iterations allowed without ...
-STAGNATION_FACTOR = 0.5  # ... halving the best max residual
-ARPACK_TOL_SAFETY = 0.5  # ARPACK's Ritz estimates vs. true residuals
+STAGNATION_WINDOW = 50  # outer iterations allowed without ...
+STAGNATION_FACTOR = 0.999  # ... a new best max residual (0.1 % below the previous best)
+ARPACK_TOL_FACTOR = 0.5  # ARPACK's Ritz estimates β|s_j| vs. true residuals
+LOBPCG_TOL_FACTOR = 0.5  # LOBPCG's recursively updated residuals vs. true residuals
+LOBPCG_RUNS = 5  # LOBPCG restarts from its result while its residuals fail the test
 
 
 @dataclass
@@ -135,8 +141,9 @@ def power_filter(degree: int = DEFAULT_DEGREE) -> PolynomialFilter:
 class EigenInfo:
     """What an eigensolve did. ``max_residual`` is ``max_{j≤k} ‖Av_j − θ_j v_j‖/‖A‖_est`` (module
     docstring); ``history`` holds ``(matvecs, max_residual)`` after each outer iteration of the
-    filter methods; ``outer_iters`` counts filter+Rayleigh–Ritz steps (chfsi, rsi, autospec),
-    LOBPCG iterations, or Lanczos steps (= products requested by ARPACK)."""
+    filter methods (only the final point for lanczos/lobpcg); ``outer_iters`` counts
+    filter+Rayleigh–Ritz steps (chfsi, rsi, autospec), LOBPCG iterations, or Lanczos steps
+    (= products requested by ARPACK)."""
 
     outer_iters: int = 0
     matvecs: int = 0
@@ -151,6 +158,373 @@ class EigenInfo:
     degree: int = 0
     residuals: list[float] = field(default_factory=list)
     history: list[tuple[int, float]] = field(default_factory=list)
-    interval: tuple[float, float, float] | None = None  # final (a_L, a, b) of the filter methods
+    interval: tuple[float, float, float] | None = None  # final (a_L, a, b) of the filters (of −A for "LA")
 
 
+class _BudgetReached(Exception):
+    """Raised inside SciPy solvers when the next product would exceed the matvec budget."""
+
+
+@dataclass
+class _Problem:
+    """A validated eigenproblem: operator (negated for ``which="LA"``), shared probe, stopping rule."""
+
+    op: Operator
+    k: int
+    tol: float
+    budget: int
+    seed: int
+    start: int  # op.matvecs before the probe
+    probe: Probe
+    scale: float  # ‖A‖_est = max_j |θ_j(probe)|
+
+    @property
+    def matvecs(self) -> int:
+        return self.op.matvecs - self.start
+
+    def residuals(self, V: torch.Tensor, AV: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+        """``‖A v_j − θ_j v_j‖ / ‖A‖_est`` per column."""
+        return (AV - V * theta).norm(dim=0) / self.scale
+
+    def gaussian(self, columns: int, gen: torch.Generator) -> torch.Tensor:
+        V = torch.randn(self.op.n, columns, generator=gen, dtype=torch.float64)
+        return V.to(dtype=self.op.dtype, device=self.op.device)
+
+
+class _Negated(Operator):
+    """``−A``: ``which="LA"`` runs the ``"SA"`` code on it."""
+
+    def __init__(self, op: Operator):
+        super().__init__(op.shape, op.dtype, op.device)
+        self.inner = op
+
+    def _matmat(self, V):
+        return -self.inner._matmat(V)
+
+
+def _setup(A, k, which: str, tol: float, max_matvecs: int | None, probe_steps: int, seed: int,
+           block: int | None) -> _Problem:
+    """Validate the input, run the shared Lanczos probe (counted) and fix ‖A‖_est."""
+    if which not in WHICH:
+        raise InputValueError(f"which={which!r} is not supported; "
+                              "choose 'SA' (smallest algebraic) or 'LA' (largest algebraic)")
+    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not math.isfinite(tol) or tol <= 0:
+        raise InputValueError(f"tol must be a positive finite number, got {tol!r}")
+    op = as_operator(A, symmetric=True, seed=seed)
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 < k < op.n:
+        raise InputValueError(f"k must be an integer with 0 < k < n = {op.n}, got k={k!r}")
+    if block is not None and (isinstance(block, bool) or not isinstance(block, (int, np.integer)) or block <= k):
+        raise InputValueError(f"block must be an integer > k = {k}, got {block!r}")
+    if max_matvecs is not None and max_matvecs < 1:
+        raise InputValueError(f"max_matvecs must be positive, got {max_matvecs}")
+    if which == "LA":
+        op = _Negated(op)
+    start = op.matvecs
+    budget = BUDGET_PER_ROW * op.n if max_matvecs is None else int(max_matvecs)
+    probe = lanczos(op, steps=probe_steps, seed=seed)
+    scale = max(float(probe.ritz.abs().max()), torch.finfo(op.dtype).tiny)
+    return _Problem(op, int(k), float(tol), budget, int(seed), start, probe, scale)
+
+
+def _orthonormalise(W: torch.Tensor, locked: torch.Tensor, prob: _Problem, gen: torch.Generator) -> torch.Tensor:
+    """Orthonormal Q spanning ``W ⟂ locked``: two Gram–Schmidt passes against ``locked``, unit
+    columns, Householder QR; columns that are non-finite or dependent (``|R_jj| <= 1e-10``) are
+    replaced by Gaussian ones (at most three rounds)."""
+    bad = ~torch.isfinite(W).all(dim=0)
+    for _ in range(3):
+        if bool(bad.any()):
+            W = W.clone()
+            W[:, bad] = prob.gaussian(int(bad.sum()), gen)
+        for _ in range(2):
+            W = W - locked @ (locked.mT @ W)
+        W = W / W.abs().amax(dim=0).clamp_min(torch.finfo(W.dtype).tiny)
+        W = W / W.norm(dim=0).clamp_min(torch.finfo(W.dtype).tiny)
+        Q, R = torch.linalg.qr(W)
+        bad = R.diagonal().abs() <= RANK_RTOL
+        if not bool(bad.any()):
+            break
+        W = Q
+    return Q
+
+
+def _rayleigh_ritz(V: torch.Tensor, AV: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Ritz pairs of ``H = VᵀAV`` (symmetrised): ``θ`` ascending, ``V S`` and ``A V S``."""
+    H = V.mT @ AV
+    theta, S = torch.linalg.eigh((H + H.mT) / 2)
+    return theta, V @ S, AV @ S
+
+
+def _unwanted_lower(a: float, b: float, lowest: float) -> float:
+    """``a`` clamped to ``[a_L, b − 1e-2 (b − a_L)]`` so that ``e = (b − a)/2 > 0``."""
+    return min(max(a, lowest), b - MIN_INTERVAL * max(b - lowest, abs(b) * 1e-8, 1e-300))
+
+
+def _subspace_iteration(prob: _Problem, filt: Filter, block: int, reprobe: bool):
+    """Filtered subspace iteration (module docstring); returns the best pairs seen and the info."""
+    op, k, tol = prob.op, prob.k, prob.tol
+    gen = torch.Generator().manual_seed(prob.seed)
+    V = prob.gaussian(block, gen)
+    locked, locked_theta, locked_res = V[:, :0], V.new_zeros(0), V.new_zeros(0)
+    V = _orthonormalise(V, locked, prob, gen)
+    ritz, res = prob.probe.ritz, prob.probe.residuals / prob.scale
+    b, lowest = float(prob.probe.upper), float(prob.probe.theta_min)
+    a = float(prob.probe.ritz[min(block, prob.probe.steps - 1)])  # >= λ_{block+1} by interlacing
+    info = EigenInfo(block=block, degree=filt.degree)
+    best: tuple = (math.inf, None, None, None)
+    best_iter = 0
+    while True:
+        if info.outer_iters and prob.matvecs + (filt.degree + 1) * V.shape[1] > prob.budget:
+            info.message = f"stopped at the matvec budget ({prob.budget})"
+            break
+        a = _unwanted_lower(a, b, lowest)
+        ctx = FilterContext(op, prob.probe, a, b, lowest, ritz, res, info.outer_iters)
+        V = _orthonormalise(filt(ctx).apply(op.matmat, V), locked, prob, gen)
+        theta, V, AV = _rayleigh_ritz(V, op.matmat(V))
+        r = prob.residuals(V, AV, theta)
+        info.outer_iters += 1
+        nlock = int(torch.cumprod((r[: k - locked.shape[1]] <= tol).int(), 0).sum())
+        locked = torch.cat([locked, V[:, :nlock]], 1)
+        locked_theta, locked_res = torch.cat([locked_theta, theta[:nlock]]), torch.cat([locked_res, r[:nlock]])
+        V, theta, r = V[:, nlock:], theta[nlock:], r[nlock:]
+        ritz, order = torch.sort(torch.cat([locked_theta, theta]))
+        res = torch.cat([locked_res, r])[order]
+        worst = float(res[:k].max())
+        info.history.append((prob.matvecs, worst))
+        if worst < STAGNATION_FACTOR * best[0]:
+            best_iter = info.outer_iters
+        if worst < best[0]:
+            best = (worst, ritz[:k], torch.cat([locked, V], 1)[:, order[:k]], res[:k])
+        if worst <= tol:
+            break
+        if info.outer_iters - best_iter >= STAGNATION_WINDOW:
+            info.stagnated = True
+            info.message = f"stagnated: no new best max residual in {STAGNATION_WINDOW} outer iterations"
+            break
+        if reprobe:
+            a, lowest = float(theta[-1]), float(ritz[0])
+    info.interval = (lowest, a, b)
+    return best[1], best[2], best[3], info
+
+
+class _CountingOperator(spla.LinearOperator):
+    """SciPy view of ``A + shift·I`` whose products go through ``prob.op`` (counted). With
+    ``keep > 0`` it remembers its last ``keep`` inputs ``X`` and products ``A X`` and, once it has
+    made ``keep/4`` products, raises ``_BudgetReached`` instead of exceeding the budget."""
+
+    def __init__(self, prob: _Problem, shift: float = 0.0, keep: int = 0):
+        super().__init__(dtype=np.float64, shape=prob.op.shape)
+        self.prob, self.shift, self.keep, self.products, self.calls = prob, shift, keep, 0, 0
+        self.X, self.AX = (torch.zeros(prob.op.n, keep, dtype=prob.op.dtype, device=prob.op.device) for _ in range(2))
+
+    def _matmat(self, X):
+        X = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float64).reshape(self.shape[0], -1))
+        X = X.to(dtype=self.prob.op.dtype, device=self.prob.op.device)
+        if self.keep and 4 * self.products >= self.keep and self.prob.matvecs + X.shape[1] > self.prob.budget:
+            raise _BudgetReached
+        AX = self.prob.op.matmat(X)
+        if self.keep:  # ring buffer of the last `keep` columns
+            take = min(X.shape[1], self.keep)
+            slots = (self.products + torch.arange(X.shape[1] - take, X.shape[1])) % self.keep
+            self.X[:, slots], self.AX[:, slots] = X[:, -take:], AX[:, -take:]
+        self.products += X.shape[1]
+        self.calls += 1
+        return (AX + self.shift * X).to(torch.float64).cpu().numpy()
+
+    def _adjoint(self):
+        return self
+
+    def rayleigh_ritz(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Ritz pairs of the remembered inputs without new products: ``X = U Σ Wᵀ`` (directions with
+        ``σ <= 1e-8 σ_max`` dropped), ``A U = (A X) W Σ⁻¹``."""
+        filled = min(self.products, self.keep)
+        U, sigma, Wt = torch.linalg.svd(self.X[:, :filled], full_matrices=False)
+        kept = sigma > 1e-8 * sigma[:1]
+        theta, V, _ = _rayleigh_ritz(U[:, kept], self.AX[:, :filled] @ Wt[kept].mT / sigma[kept])
+        return theta, V
+
+
+def _verified(prob: _Problem, theta, V):
+    """Pairs from a SciPy solver as tensors, with residuals from uncounted products."""
+    theta, V = (torch.as_tensor(x).to(dtype=prob.op.dtype, device=prob.op.device) for x in (theta, V))
+    return theta, V, prob.residuals(V, prob.op._matmat(V), theta)
+
+
+def _arpack(prob: _Problem, block: int | None):
+    """``scipy.sparse.linalg.eigsh(which="SA")`` (implicitly restarted Lanczos, no shift-invert).
+
+    ARPACK stops at ``‖r_j‖ <= tol_A·|θ_j|``; it runs on ``A + σI`` with ``σ = ‖A‖_est − θ_min(probe)``
+    (same Krylov spaces, wanted ``|θ_j + σ| ≈ ‖A‖_est``) and ``tol_A = tol/2``, so its test matches
+    the common ``‖r_j‖ <= tol·‖A‖_est``. At the budget (the first ``ncv`` Lanczos steps always
+    run), or if ARPACK fails, the result is the Rayleigh–Ritz of its last ``4·ncv`` Lanczos
+    vectors (stored products, no extra matvecs).
+    """
+    n, k = prob.op.n, prob.k
+    ncv = min(n, max(2 * k + 1, 20))
+    shift = prob.scale - float(prob.probe.theta_min)
+    A = _CountingOperator(prob, shift=shift, keep=4 * ncv)
+    v0 = np.random.default_rng(prob.seed).standard_normal(n)
+    info = EigenInfo()
+    start = prob.matvecs
+    try:
+        theta, V = spla.eigsh(A, k=k, which="SA", v0=v0, ncv=ncv, maxiter=prob.budget, tol=ARPACK_TOL_FACTOR * prob.tol)
+        theta = theta - shift
+    except (_BudgetReached, spla.ArpackNoConvergence, spla.ArpackError) as err:
+        budget = isinstance(err, _BudgetReached)
+        info.message = f"stopped at the matvec budget ({prob.budget})" if budget else f"ARPACK: {err}"
+        theta, V = A.rayleigh_ritz()
+        theta, V = theta[:k], V[:, :k]
+    info.outer_iters = prob.matvecs - start
+    return (*_verified(prob, theta, V), info)
+
+
+def _lobpcg(prob: _Problem, block: int | None):
+    """``scipy.sparse.linalg.lobpcg(largest=False)`` on ``block`` (default k) Gaussian columns, with
+    its absolute test ``‖r_j‖ <= tol_L`` at ``tol_L = tol·‖A‖_est/2``.
+
+    LOBPCG deactivates a column for good once its residual passes the test, so the returned
+    residuals may exceed it again: the run is restarted from its result (at most 5 runs) while
+    SciPy's final, explicitly computed residuals fail the common test and still decrease. Each run
+    costs ``block`` products to start and to end and at most ``block`` per iteration; ``maxiter``
+    keeps it within the budget (SciPy's rare internal restarts cost ``block`` more). Small problems
+    (``n < 5·block``) are solved densely by SciPy (n products). If SciPy fails (Cholesky or
+    ``eigh`` breakdown) the last result, or the Rayleigh–Ritz of the start block, is returned.
+    """
+    k, bs = prob.k, block or prob.k
+    A = _CountingOperator(prob)
+    X = torch.randn(prob.op.n, bs, generator=torch.Generator().manual_seed(prob.seed), dtype=torch.float64).numpy()
+    theta, previous, info = None, math.inf, EigenInfo(block=bs)
+    for run in range(LOBPCG_RUNS):
+        maxiter = (prob.budget - prob.matvecs - 3 * bs) // bs  # SciPy runs maxiter + 1 iterations
+        if run and maxiter < 1:
+            break
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                theta, X, *history = spla.lobpcg(A, X, tol=LOBPCG_TOL_FACTOR * prob.tol * prob.scale,
+                                                 maxiter=max(1, maxiter), largest=False, retResidualNormsHistory=True)
+        except (ValueError, np.linalg.LinAlgError) as err:
+            info.message = f"LOBPCG failed: {err}"
+            break
+        # history[0][-1]: residuals of the final explicit Rayleigh–Ritz (none for the dense path)
+        worst = float(np.max(history[0][-1][:k])) / prob.scale if history else 0.0
+        if worst <= prob.tol or worst >= previous:
+            break
+        previous = worst
+    if theta is None:
+        Q = torch.linalg.qr(torch.from_numpy(X).to(dtype=prob.op.dtype, device=prob.op.device)).Q
+        theta, X, _ = _rayleigh_ritz(Q, prob.op.matmat(Q))
+    if not info.message and prob.matvecs > prob.budget - 3 * bs:
+        info.message = f"stopped at the matvec budget ({prob.budget})"
+    info.outer_iters = max(1, A.calls - 2 * (run + 1))
+    return (*_verified(prob, theta[:k], X[:, :k]), info)
+
+
+def _learned_filter(degree: int, engine) -> Filter:
+    """The filter of a trained ``eigfilter`` engine (none is shipped yet)."""
+    raise InputValueError("method='autospec' needs a trained eigfilter engine, and none is available yet; "
+                          "use method='chfsi' (Chebyshev filter) meanwhile")
+
+
+FILTERS: dict[str, Callable[[int, object], Filter]] = {
+    "chfsi": lambda degree, engine: chebyshev_filter(degree),
+    "rsi": lambda degree, engine: power_filter(degree),
+    "autospec": _learned_filter,
+}
+BASELINES = {"lanczos": _arpack, "lobpcg": _lobpcg}
+METHODS = (*FILTERS, *BASELINES)
+
+
+def default_block(k: int, n: int) -> int:
+    """Block size ``k + max(4, ⌈k/4⌉)`` (15–25 % extra states, as ChFSI codes use), at most n."""
+    return min(n, k + max(4, -(-k // 4)))
+
+
+def _solve(A, k, which, tol, max_matvecs, probe_steps, seed, block, method: str, run):
+    """Shared front: validate, probe, ``run(prob)``, sort, verify, undo the negation of ``"LA"``."""
+    t0 = time.perf_counter()
+    prob = _setup(A, k, which, tol, max_matvecs, probe_steps, seed, block)
+    theta, V, res, info = run(prob)
+    theta, order = torch.sort(theta)
+    V, res = V[:, order], res[order]
+    info.method, info.k = method, prob.k
+    info.matvecs = prob.matvecs
+    info.residuals = res.tolist()
+    info.max_residual = float(res.max())
+    info.converged = info.max_residual <= prob.tol
+    info.history = info.history or [(info.matvecs, info.max_residual)]
+    if info.converged:
+        info.message = f"converged: max residual {info.max_residual:.2e} <= tol {prob.tol:.1e}"
+    elif not info.message:
+        info.message = f"not converged: max residual {info.max_residual:.2e} > tol {prob.tol:.1e}"
+    if which == "LA":
+        theta, V = -theta.flip(0), V.flip(1)
+    info.seconds = time.perf_counter() - t0
+    return theta, V, info
+
+
+def _filter_run(filt: Filter, block: int | None, reprobe: bool):
+    def run(prob: _Problem):
+        blk = default_block(prob.k, prob.op.n) if block is None else min(int(block), prob.op.n)
+        return _subspace_iteration(prob, filt, blk, reprobe)
+
+    return run
+
+
+def filtered_subspace_iteration(
+    A,
+    k: int,
+    filter: Filter,
+    *,
+    which: str = "SA",
+    block: int | None = None,
+    tol: float = 1e-8,
+    max_matvecs: int | None = None,
+    probe_steps: int = DEFAULT_PROBE_STEPS,
+    seed: int = 0,
+    reprobe: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor, EigenInfo]:
+    """k extreme eigenpairs of symmetric A by filtered subspace iteration with any :class:`Filter`.
+
+    ``block`` (> k, default :func:`default_block`) columns are filtered; ``reprobe=False`` keeps
+    the probe's interval ``[a, b]`` and ``a_L`` for every iteration instead of updating them from
+    the Ritz values. Stops when ``max_residual <= tol``, at ``max_matvecs`` (default ``200·n``; the
+    first outer iteration always runs) or on stagnation (no new best max residual, by 0.1 %, in
+    50 outer iterations); returns the best pairs seen, ascending.
+    """
+    run = _filter_run(filter, block, reprobe)
+    return _solve(A, k, which, tol, max_matvecs, probe_steps, seed, block, "filter", run)
+
+
+def eigsh(
+    A,
+    k: int = 10,
+    which: str = "SA",
+    method: str = "chfsi",
+    tol: float = 1e-8,
+    degree: int = DEFAULT_DEGREE,
+    engine=None,
+    seed: int = 0,
+    *,
+    block: int | None = None,
+    max_matvecs: int | None = None,
+    probe_steps: int = DEFAULT_PROBE_STEPS,
+    reprobe: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor, EigenInfo]:
+    """``vals, vecs, info``: the k smallest (``which="SA"``) or largest (``"LA"``) eigenpairs of
+    symmetric A (NumPy, SciPy sparse, ``LinearOperator``, torch), values ascending.
+
+    ``method``: ``"chfsi"`` (Chebyshev filter of ``degree``), ``"rsi"`` (``degree`` power steps on
+    ``bI − A`` per Rayleigh–Ritz, Gaussian start), ``"autospec"`` (learned filter of ``engine``),
+    ``"lanczos"`` (SciPy/ARPACK ``eigsh``), ``"lobpcg"`` (SciPy, no preconditioner). All share the
+    probe, the residual definition (module docstring), ``tol``, ``max_matvecs`` and ``seed``;
+    see :func:`filtered_subspace_iteration` for ``block``, ``reprobe`` and the stopping rules.
+    """
+    if method not in METHODS:
+        raise InputValueError(f"unknown method {method!r}; choose one of {METHODS}")
+    if method in FILTERS:
+        if isinstance(degree, bool) or not isinstance(degree, (int, np.integer)) or degree < 1:
+            raise InputValueError(f"degree must be a positive integer, got {degree!r}")
+        run = _filter_run(FILTERS[method](int(degree), engine), block, reprobe)
+    else:
+        run = lambda prob: BASELINES[method](prob, block)
+    return _solve(A, k, which, tol, max_matvecs, probe_steps, seed, block, method, run)

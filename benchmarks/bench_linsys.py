@@ -20,6 +20,7 @@ from autospec.matrix_io import read_matrix
 from common import SHARED, error_path_matrices, print_table, spd_matrices
 
 RTOL, MAXITER, DEGREE = 1e-8, 20000, 10
+CHEB_MAXITER = 2000  # outer iterations (x11 matvecs each); a '*' marks runs stopped there
 
 
 def spd_rows(directory: Path, max_n: int) -> list[dict]:
@@ -35,10 +36,12 @@ def spd_rows(directory: Path, max_n: int) -> list[dict]:
                "diff": cg.outer_iters - scipy_iters, "cg_s": cg.seconds, "scipy_s": scipy_s,
                "cg_true_res": cg.rel_residual}
         for m in (50, 200):
-            _, ch = autospec.solve(A, b, method="chebyshev", degree=DEGREE, probe_steps=m, rtol=RTOL, maxiter=MAXITER)
+            _, ch = autospec.solve(A, b, method="chebyshev", degree=DEGREE, probe_steps=m, rtol=RTOL,
+                                   maxiter=CHEB_MAXITER)
             row |= {f"cheb{m}_outer": ch.outer_iters if ch.converged else f"{ch.outer_iters}*",
                     f"cheb{m}_matvecs": ch.matvecs, f"cheb{m}_s": ch.seconds}
         rows.append(row)
+        print(row, flush=True)
     return rows
 
 

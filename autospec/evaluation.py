@@ -1,0 +1,566 @@
+"""SuiteSparse evaluation of the ``linsys`` task: learned preconditioners next to the baselines.
+
+For every matrix (files of a folder, the paper's downloaded set, generated gallery problems) and
+every scaling (``none``; ``jacobi``: ``D A D`` with ``D = diag(A)^{-1/2}``) CG solves ``A x = b`` with
+a seeded Gaussian ``b``, ``x_0 = 0``, to ``‖b − A x‖ <= rtol‖b‖`` with
+
+* ``cg``: no preconditioner;
+* ``chebyshev``: the degree-d Chebyshev preconditioner on ``ritz`` and ``petsc`` probe bounds;
+* ``autospec``: the learned engine (``bounds`` = ``learned``, or ``fallback-ritz`` when the
+  safeguard replaced it by Chebyshev);
+* ``oracle`` (n <= ``oracle_max_n``): the minimax polynomial for the exact spectrum
+  (:mod:`autospec.oracle`, ``bounds`` = ``exact-k<k>``); its ``seconds`` and ``matvecs`` are those
+  of the final PCG run (the eigendecomposition is not counted: it is a bound, not a method).
+
+Outputs: ``results.csv`` (:data:`CSV_COLUMNS`; a failed row keeps its cause in ``error`` and has
+``converged=False``), ``results.md`` (outer iterations per matrix × method, summary rows) and PNG
+plots of residual histories and of ``|1 − λ p(λ)|`` on the spectrum. The CSV and the table are
+rewritten after every matrix, so an interrupted run keeps its partial results.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from tqdm.auto import tqdm
+
+from autospec.cg import SolveInfo
+from autospec.download import PAPER_MATRICES, fetch_suite
+from autospec.engines import LearnedPolynomial, load
+from autospec.errors import InputValueError
+from autospec.gallery import make_problem
+from autospec.matrix_io import list_matrices, load_matrix, matrix_name
+from autospec.operators import Operator, as_operator
+from autospec.oracle import (
+    ORACLE_KS,
+    SHORTLIST,
+    MinimaxPolynomial,
+    oracle_preconditioner,
+    spectrum,
+)
+from autospec.probe import lanczos
+from autospec.recurrences import chebyshev_three_term, evaluate
+from autospec.solve import DEFAULT_ENGINE, jacobi_scaling, solve
+
+CSV_COLUMNS = ("matrix", "n", "nnz", "method", "degree", "probe_steps", "outer_iters", "matvecs", "seconds",
+               "rel_residual", "converged", "scaling", "bounds", "error")
+CHEBYSHEV_BOUNDS = ("ritz", "petsc")
+GRID_POINTS = 2000  # |1 − λp(λ)| plot grid when the spectrum is not computed
+
+Polynomial = Callable[[np.ndarray], np.ndarray]  # λ (A's units) -> p_A(λ)
+
+
+@dataclass
+class Row:
+    """One line of ``results.csv``; ``None`` fields are written empty."""
+
+    matrix: str
+    n: int | None
+    nnz: int | None
+    method: str
+    degree: int
+    probe_steps: int
+    scaling: str
+    bounds: str
+    outer_iters: int | None = None
+    matvecs: int | None = None
+    seconds: float | None = None
+    rel_residual: float | None = None
+    converged: bool = False
+    error: str = ""
+
+    @property
+    def label(self) -> str:
+        """Column of the pivot table: ``cg``, ``oracle``, ``chebyshev-ritz@50``, ``autospec@200``."""
+        if self.method == "chebyshev":
+            return f"chebyshev-{self.bounds}@{self.probe_steps}"
+        return f"{self.method}@{self.probe_steps}" if self.method == "autospec" else self.method
+
+    @property
+    def iterations(self) -> float:
+        """Outer iterations to convergence: ``inf`` when not converged, ``nan`` when the run failed."""
+        if self.error:
+            return math.nan
+        return float(self.outer_iters) if self.converged else math.inf
+
+    def csv_values(self) -> list:
+        def fmt(v):
+            if v is None:
+                return ""
+            if isinstance(v, float):
+                return f"{v:.6g}"
+            return v
+
+        return [fmt(getattr(self, c)) for c in CSV_COLUMNS]
+
+
+@dataclass
+class Source:
+    """A matrix to evaluate: ``load()`` returns it, or ``error`` says why it cannot be had."""
+
+    name: str
+    load: Callable[[], sp.spmatrix] | None = None
+    error: str = ""
+
+
+@dataclass
+class Case:
+    """What the plots of one (matrix, scaling) need."""
+
+    matrix: str
+    scaling: str
+    histories: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # label -> (matvecs, residuals)
+    polynomials: dict[str, Polynomial] = field(default_factory=dict)  # label -> p_A
+    eigenvalues: np.ndarray | None = None
+    interval: tuple[float, float] | None = None  # plot range when the spectrum is unknown
+
+
+@dataclass
+class Evaluation:
+    """What :func:`evaluate_linsys` measured and wrote."""
+
+    rows: list[Row]
+    summary: list[dict]
+    csv: Path
+    markdown: Path
+    plots: list[Path]
+
+
+# -- matrices -------------------------------------------------------------------------------------
+
+def matrix_sources(matrix_dir: str | Path | None = None, files: Iterable[str | Path] = (), suite=None,
+                   gallery: Iterable[str] = (), progress: bool = True) -> list[Source]:
+    """Matrices of a folder (``.mtx``/``.mtx.gz``/``.tar.gz``), explicit files, a SuiteSparse suite
+    (``"paper"`` or ``Group/Name`` keys, downloaded into the cache; failures become sources with an
+    error) and generated gallery problems (built lazily)."""
+    paths = [*(list_matrices(matrix_dir) if matrix_dir else []), *(Path(f) for f in files or ())]
+    sources = [Source(matrix_name(p), lambda p=p: load_matrix(p).matrix) for p in paths]
+    if suite:
+        names = list(PAPER_MATRICES) if suite == "paper" else [suite] if isinstance(suite, str) else list(suite)
+        fetched, failed = fetch_suite(names, progress=progress)
+        sources += [Source(matrix_name(p), lambda p=p: load_matrix(p).matrix) for p in fetched]
+        sources += [Source(name.split("/")[-1], error=_describe(err)) for name, err in failed.items()]
+    sources += [Source(name, lambda name=name: make_problem(name)[1]) for name in gallery or ()]
+    return sources
+
+
+def _describe(err: BaseException) -> str:
+    return f"{type(err).__name__}: {err}".replace("\n", " ")
+
+
+# -- one (matrix, scaling) ----------------------------------------------------------------------------
+
+@dataclass
+class _Problem:
+    """The (optionally Jacobi-scaled) system ``A_s y = b_s`` and, for small n, its spectrum."""
+
+    A: sp.csr_matrix  # the original matrix
+    b: np.ndarray
+    d: np.ndarray | None  # x = d ⊙ y for Jacobi scaling
+    A_s: sp.csr_matrix | None  # D A D (or A), built only when the spectrum is computed
+    eig: tuple[np.ndarray, np.ndarray] | None
+
+    def operator(self, seed: int) -> Operator:
+        """The operator ``autospec.solve`` builds for this scaling (same probe for the same seed)."""
+        op = as_operator(self.A, symmetric=True, seed=seed)
+        return op if self.d is None else jacobi_scaling(op)
+
+
+def _prepare(A, b: np.ndarray, scaling: str, spectrum_max_n: int, seed: int) -> _Problem:
+    """Validate (square, real, finite, symmetric, positive diagonal for Jacobi) and scale; for
+    ``n <= spectrum_max_n`` the exact spectrum proves positive definiteness (or raises)."""
+    op = as_operator(A, symmetric=True, seed=seed)
+    A = sp.csr_matrix(A, dtype=np.float64)
+    d = jacobi_scaling(op).d.cpu().numpy() if scaling == "jacobi" else None
+    if A.shape[0] > spectrum_max_n:
+        return _Problem(A, b, d, None, None)
+    A_s = A if d is None else sp.csr_matrix(sp.diags(d) @ A @ sp.diags(d))
+    return _Problem(A, b, d, A_s, spectrum(A_s))
+
+
+def _planned(n: int | None, probes: Sequence[int], oracle_max_n: int, degree: int) -> list[tuple[str, int, int, str]]:
+    """``(method, degree, probe_steps, bounds)`` of every row of one (matrix, scaling)."""
+    plan = [("cg", 0, 0, "")]
+    for m in probes:
+        plan += [("chebyshev", degree, m, b) for b in CHEBYSHEV_BOUNDS] + [("autospec", degree, m, "learned")]
+    if n is not None and n <= oracle_max_n:
+        plan.append(("oracle", degree, 0, "exact"))
+    return plan
+
+
+def _history(info: SolveInfo, per_iteration: int) -> tuple[np.ndarray, np.ndarray]:
+    """Residual history against matvecs: ``setup + k·(d+1)`` after k outer iterations."""
+    k = np.arange(len(info.residual_history))
+    setup = info.matvecs - info.outer_iters * per_iteration
+    return setup + k * per_iteration, np.asarray(info.residual_history)
+
+
+def _chebyshev_polynomial(interval: tuple[float, float], degree: int) -> Polynomial:
+    """``p_A(λ) = p(λ/b)/b`` of the Chebyshev preconditioner on ``[a, b]`` (as ``solve`` built it)."""
+    a, b = interval
+    poly = chebyshev_three_term(torch.tensor(a / b), torch.tensor(1.0), degree)
+    return lambda lam: evaluate(poly, torch.from_numpy(lam / b)).numpy() / b
+
+
+def _learned_polynomial(engine: LearnedPolynomial, op: Operator, probe_steps: int, seed: int) -> Polynomial:
+    """The polynomial ``solve(method="autospec")`` applied: same operator, probe and safeguard."""
+    M, _ = engine.preconditioner_from_probe(op, lanczos(op, steps=probe_steps, seed=seed))
+    return lambda lam: M.polynomial(lam).numpy()
+
+
+def _run_oracle(problem: _Problem, cfg: dict) -> tuple[SolveInfo, MinimaxPolynomial]:
+    """The oracle's chosen PCG run on the scaled system; the residual is the original system's."""
+    b_s = problem.b if problem.d is None else problem.d * problem.b
+    _, meta = oracle_preconditioner(problem.A_s, b_s, degree=cfg["degree"], ks=cfg["oracle_ks"], rtol=cfg["rtol"],
+                                    maxiter=cfg["maxiter"], shortlist=cfg["oracle_shortlist"], eig=problem.eig)
+    info = meta.solve_info
+    if problem.d is not None:
+        x = problem.d * meta.solution.numpy()
+        info.rel_residual = float(np.linalg.norm(problem.b - problem.A @ x) / np.linalg.norm(problem.b))
+    return info, meta.polynomial
+
+
+def _evaluate_case(name: str, problem: _Problem, scaling: str, plan, engine, engine_error: str, cfg: dict,
+                   want_polynomials: bool) -> tuple[list[Row], Case]:
+    n, nnz = problem.A.shape[0], problem.A.nnz
+    case = Case(name, scaling, eigenvalues=None if problem.eig is None else problem.eig[0])
+    rows = []
+    for method, degree, probe_steps, bounds in plan:
+        row = Row(name, n, nnz, method, degree, probe_steps, scaling, bounds)
+        rows.append(row)
+        if method == "autospec" and engine is None:
+            row.error = engine_error
+            continue
+        try:
+            if method == "oracle":
+                info, poly = _run_oracle(problem, cfg)
+                row.bounds = f"exact-k{poly.k}"
+            else:
+                _, info = solve(problem.A, problem.b, method=method, engine=engine, degree=degree,
+                                probe_steps=probe_steps, rtol=cfg["rtol"], maxiter=cfg["maxiter"], seed=cfg["seed"],
+                                scaling=scaling, bounds=bounds if method == "chebyshev" else "ritz")
+                poly = None
+                if method == "chebyshev":
+                    poly = _chebyshev_polynomial(info.bounds, degree)
+                    case.interval = case.interval or info.bounds
+                elif method == "autospec":
+                    row.degree = info.degree
+                    row.bounds = "fallback-ritz" if info.fallback else "learned"
+                    if want_polynomials:
+                        poly = _learned_polynomial(engine, problem.operator(cfg["seed"]), probe_steps, cfg["seed"])
+        except Exception as err:  # a failed run is a row that says why; the evaluation goes on
+            row.error = _describe(err)
+            continue
+        row.outer_iters, row.matvecs, row.seconds = info.outer_iters, info.matvecs, info.seconds
+        row.rel_residual, row.converged = info.rel_residual, bool(info.converged)
+        case.histories[row.label] = _history(info, row.degree + 1)
+        if poly is not None:
+            case.polynomials[row.label] = poly
+    return rows, case
+
+
+# -- the evaluation ---------------------------------------------------------------------------------
+
+def evaluate_linsys(
+    output_dir: str | Path,
+    matrix_dir: str | Path | None = None,
+    *,
+    files: Iterable[str | Path] = (),
+    suite=None,
+    gallery: Iterable[str] = (),
+    engine: str | Path | LearnedPolynomial = DEFAULT_ENGINE,
+    degree: int = 10,
+    probe_steps: Sequence[int] = (50, 200),
+    scalings: Sequence[str] = ("none", "jacobi"),
+    rtol: float = 1e-8,
+    maxiter: int = 20000,
+    seed: int = 0,
+    oracle_max_n: int = 5000,
+    oracle_ks: Sequence[int] = ORACLE_KS,
+    oracle_shortlist: int = SHORTLIST,
+    plots: bool = True,
+    progress: bool = True,
+) -> Evaluation:
+    """Evaluate CG, Chebyshev, autospec and the oracle on every matrix; write the outputs.
+
+    A matrix that cannot be read or is not SPD yields rows whose ``error`` says why; an engine
+    that cannot be loaded fails only the ``autospec`` rows.
+    """
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    probes = [int(m) for m in probe_steps]
+    cfg = {"degree": int(degree), "rtol": float(rtol), "maxiter": int(maxiter), "seed": int(seed),
+           "oracle_ks": [int(k) for k in oracle_ks], "oracle_shortlist": int(oracle_shortlist)}
+    for s in scalings:
+        if s not in ("none", "jacobi"):
+            raise InputValueError(f"unknown scaling {s!r}; choose from none, jacobi")
+    try:
+        engine_obj, engine_error = load(engine), ""
+    except Exception as err:
+        engine_obj, engine_error = None, f"engine {str(engine)!r} could not be loaded: {_describe(err)}"
+    engine_name = engine_obj.name if engine_obj is not None else str(engine)
+    meta = {"engine": engine_name, "degree": cfg["degree"], "rtol": cfg["rtol"], "maxiter": cfg["maxiter"],
+            "seed": cfg["seed"], "engine_error": engine_error}
+    csv_path, md_path = out / "results.csv", out / "results.md"
+    sources = matrix_sources(matrix_dir, files, suite, gallery, progress)
+    if not sources:
+        raise InputValueError("nothing to evaluate: set matrix_dir, files, suite or gallery")
+    rows: list[Row] = []
+    pictures: list[Path] = []
+    for source in tqdm(sources, desc="matrices", unit="matrix", disable=not progress):
+        matrix, err = None, source.error
+        if not err:
+            try:
+                matrix = source.load()
+            except Exception as exc:
+                err = _describe(exc)
+        n = None if matrix is None else matrix.shape[0]
+        plan = _planned(n, probes, oracle_max_n, cfg["degree"])
+        b = None if matrix is None else np.random.default_rng(cfg["seed"]).standard_normal(n)
+        for scaling in scalings:
+            problem, why = None, err
+            if not err:
+                try:
+                    problem = _prepare(matrix, b, scaling, oracle_max_n, cfg["seed"])
+                except Exception as exc:  # not symmetric, not positive definite, ...: every row says so
+                    why = _describe(exc)
+            if problem is None:
+                rows += _failed(source.name, matrix, scaling, plan, why)
+                continue
+            case_rows, case = _evaluate_case(source.name, problem, scaling, plan, engine_obj, engine_error, cfg, plots)
+            rows += case_rows
+            if plots:
+                try:
+                    pictures += plot_case(case, out)
+                except Exception as exc:  # a plot is not worth losing the run for
+                    tqdm.write(f"warning: plots of {source.name} ({scaling}) failed: {_describe(exc)}")
+        summary = summarize(rows)
+        write_csv(rows, csv_path)
+        write_markdown(rows, summary, md_path, meta)
+    return Evaluation(rows, summary, csv_path, md_path, pictures)
+
+
+def _failed(name: str, matrix, scaling: str, plan, error: str) -> list[Row]:
+    n, nnz = (None, None) if matrix is None else (matrix.shape[0], matrix.nnz)
+    return [Row(name, n, nnz, m, d, p, scaling, bd, error=error) for m, d, p, bd in plan]
+
+
+# -- report -------------------------------------------------------------------------------------------
+
+def write_csv(rows: Iterable[Row], path: str | Path) -> Path:
+    """``results.csv`` with :data:`CSV_COLUMNS` in that order."""
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(CSV_COLUMNS)
+        writer.writerows(r.csv_values() for r in rows)
+    return Path(path)
+
+
+def _median(values: list[float]) -> float:
+    return float(np.median(values)) if values else math.nan
+
+
+def summarize(rows: Sequence[Row]) -> list[dict]:
+    """Summary per scaling (and ``all`` scalings pooled) and probe size, over the matrices where
+    autospec and at least one of them converged:
+
+    * ``vs_chebyshev``: median of ``autospec / best Chebyshev`` outer iterations (same probe);
+    * ``le_chebyshev``: fraction of cases with autospec <= best Chebyshev;
+    * ``vs_oracle``: median of ``autospec / oracle``;
+    * ``overhead_autospec``, ``overhead_chebyshev``: median matvec overhead ``outer·(d+1)/cg``;
+    * ``fallbacks``: autospec runs where the safeguard used Chebyshev.
+    """
+    table: dict[tuple[str, str], dict[str, Row]] = {}
+    for r in rows:
+        table.setdefault((r.matrix, r.scaling), {})[r.label] = r
+    probes = sorted({r.probe_steps for r in rows if r.method == "autospec"})
+    scalings = list(dict.fromkeys(r.scaling for r in rows))
+    out = []
+    for scaling in [*scalings, "all"] if len(scalings) > 1 else scalings:
+        for m in probes:
+            ratios, wins, vs_oracle, over_a, over_c, fallbacks = [], [], [], [], [], 0
+            for (_, s), cells in table.items():
+                auto = cells.get(f"autospec@{m}")
+                if scaling not in ("all", s) or auto is None or auto.error:
+                    continue
+                fallbacks += auto.bounds == "fallback-ritz"
+                cheb = [cells[f"chebyshev-{bd}@{m}"] for bd in CHEBYSHEV_BOUNDS if f"chebyshev-{bd}@{m}" in cells]
+                best = min((c for c in cheb if not c.error), key=lambda c: c.iterations, default=None)
+                if best is not None and not (math.isinf(auto.iterations) and math.isinf(best.iterations)):
+                    ratios.append(auto.iterations / best.iterations)
+                    wins.append(auto.iterations <= best.iterations)
+                oracle = cells.get("oracle")
+                if oracle is not None and not oracle.error and math.isfinite(oracle.iterations):
+                    vs_oracle.append(auto.iterations / oracle.iterations)
+                cg = cells.get("cg")
+                if cg is not None and math.isfinite(cg.iterations) and cg.outer_iters > 0:
+                    if math.isfinite(auto.iterations):
+                        over_a.append(auto.outer_iters * (auto.degree + 1) / cg.outer_iters)
+                    if best is not None and math.isfinite(best.iterations):
+                        over_c.append(best.outer_iters * (best.degree + 1) / cg.outer_iters)
+            out.append({"scaling": scaling, "probe_steps": m, "cases": len(ratios), "vs_chebyshev": _median(ratios),
+                        "le_chebyshev": float(np.mean(wins)) if wins else math.nan, "vs_oracle": _median(vs_oracle),
+                        "overhead_autospec": _median(over_a), "overhead_chebyshev": _median(over_c),
+                        "fallbacks": fallbacks})
+    return out
+
+
+SUMMARY_COLUMNS = {
+    "scaling": "scaling", "probe_steps": "probe", "cases": "cases",
+    "vs_chebyshev": "median autospec / best Chebyshev", "le_chebyshev": "autospec <= best Chebyshev",
+    "vs_oracle": "median autospec / oracle", "overhead_autospec": "matvec overhead autospec",
+    "overhead_chebyshev": "matvec overhead best Chebyshev", "fallbacks": "safeguard fallbacks",
+}
+
+
+def summary_table(summary: Sequence[dict]) -> str:
+    """The summary as a Markdown table (fractions as percentages)."""
+    def fmt(key, v):
+        if isinstance(v, float):
+            return "n/a" if math.isnan(v) else f"{100 * v:.0f}%" if key == "le_chebyshev" else f"{v:.3g}"
+        return str(v)
+
+    lines = ["| " + " | ".join(SUMMARY_COLUMNS.values()) + " |", "|" + "---|" * len(SUMMARY_COLUMNS)]
+    lines += ["| " + " | ".join(fmt(k, s[k]) for k in SUMMARY_COLUMNS) + " |" for s in summary]
+    return "\n".join(lines)
+
+
+def _cell(r: Row | None) -> str:
+    if r is None:
+        return ""
+    if r.error:
+        return "✗"
+    text = f"{r.outer_iters}" + ("" if r.converged else "*") + ("†" if r.bounds == "fallback-ritz" else "")
+    return text + (f" (k={r.bounds[len('exact-k'):]})" if r.method == "oracle" else "")
+
+
+def write_markdown(rows: Sequence[Row], summary: Sequence[dict], path: str | Path, meta: Mapping) -> Path:
+    """``results.md``: per scaling, outer iterations (rows: matrices; columns: method × probe), then
+    the summary rows and the errors."""
+    labels = list(dict.fromkeys(r.label for r in rows))
+    legend = (f"Engine `{meta['engine']}`, degree {meta['degree']}, rtol {meta['rtol']:g}, maxiter {meta['maxiter']}, "
+              f"seed {meta['seed']}; b Gaussian (seeded), x0 = 0. Entries: outer PCG iterations; `*` not converged "
+              "within maxiter, `†` safeguard fell back to Chebyshev (ritz), `✗` failed (see Errors and "
+              "`results.csv`). Chebyshev bounds: `ritz` = [θmin, 1.01(θmax + r)], `petsc` = [0.1, 1.1]·θmax; "
+              "oracle = minimax polynomial on the exact spectrum with the k smallest eigenvalues left to CG.")
+    lines = ["# autospec evaluation: linsys", "", legend]
+    if meta.get("engine_error"):
+        lines += ["", f"**{meta['engine_error']}**"]
+    for scaling in dict.fromkeys(r.scaling for r in rows):
+        cells: dict[str, dict[str, Row]] = {}
+        sizes: dict[str, int | None] = {}
+        for r in rows:
+            if r.scaling == scaling:
+                cells.setdefault(r.matrix, {})[r.label] = r
+                sizes[r.matrix] = r.n
+        lines += ["", f"## scaling: {scaling}", "", "| matrix | n | " + " | ".join(labels) + " |",
+                  "|---|---:|" + "---:|" * len(labels)]
+        lines += [f"| {m} | {sizes[m] if sizes[m] is not None else ''} | "
+                  + " | ".join(_cell(c.get(label)) for label in labels) + " |" for m, c in cells.items()]
+        part = [s for s in summary if s["scaling"] == scaling]
+        if part:
+            lines += ["", summary_table(part)]
+    pooled = [s for s in summary if s["scaling"] == "all"]
+    if pooled:
+        lines += ["", "## all scalings", "", summary_table(pooled)]
+    errors = dict.fromkeys(f"- {r.matrix} ({r.scaling}, {r.label}): {r.error}" for r in rows if r.error)
+    if errors:
+        lines += ["", "## Errors", "", *errors]
+    Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return Path(path)
+
+
+# -- plots --------------------------------------------------------------------------------------------
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+def plot_case(case: Case, out: Path) -> list[Path]:
+    """``<matrix>-<scaling>-residuals.png`` (all methods, against outer iterations and matvecs) and
+    ``<matrix>-<scaling>-polynomial.png`` (``|1 − λ p(λ)|`` on the spectrum, or on a grid of the
+    Chebyshev interval when n is too large for ``eigh``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    stem = f"{_safe(case.matrix)}-{case.scaling}"
+    probes = sorted({label.partition("@")[2] for label in case.histories} - {""}, key=int)
+    if case.histories:
+        fig, (ax_it, ax_mv) = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
+        fig.subplots_adjust(left=0.07, right=0.98, bottom=0.12, top=0.92, wspace=0.05)
+        for label, (matvecs, res) in case.histories.items():
+            style = _style(label, probes)
+            ax_it.semilogy(np.arange(res.size), np.maximum(res, 1e-300), label=label, **style)
+            ax_mv.semilogy(matvecs, np.maximum(res, 1e-300), label=label, **style)
+        ax_it.set(xlabel="outer iterations", ylabel="‖r‖ / ‖b‖", title=f"{case.matrix} (scaling: {case.scaling})")
+        ax_mv.set(xlabel="matvecs (probe included)")
+        ax_mv.legend(fontsize=7, loc="upper right")
+        written.append(_save(fig, out / f"{stem}-residuals.png"))
+    lam = case.eigenvalues
+    if lam is None and case.interval is not None:
+        a, b = case.interval
+        lam = np.geomspace(a / 10, b, GRID_POINTS)
+    if case.polynomials and lam is not None:
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        fig.subplots_adjust(left=0.12, right=0.97, bottom=0.12, top=0.92)
+        points = {"marker": ".", "ms": 3} if case.eigenvalues is not None else {}
+        for label, p in case.polynomials.items():
+            ax.loglog(lam, np.maximum(np.abs(1 - lam * p(lam)), 1e-17), label=label, **_style(label, probes), **points)
+        where = "eigenvalues" if case.eigenvalues is not None else "grid of the Chebyshev interval"
+        ax.set(xlabel=f"λ ({where})", ylabel="|1 − λ p(λ)|", title=f"{case.matrix} (scaling: {case.scaling})")
+        ax.axhline(1.0, color="grey", lw=0.5)
+        ax.legend(fontsize=7)
+        written.append(_save(fig, out / f"{stem}-polynomial.png"))
+    return written
+
+
+def _style(label: str, probes: list[str]) -> dict:
+    """Colour by method, line style by probe size (solid for the smallest)."""
+    colors = {"cg": "black", "chebyshev-ritz": "tab:blue", "chebyshev-petsc": "tab:green", "autospec": "tab:red",
+              "oracle": "tab:purple"}
+    base, _, probe = label.partition("@")
+    styles = ("-", "--", ":", "-.")
+    return {"color": colors.get(base, "grey"), "lw": 1.2, "ls": styles[probes.index(probe) % 4] if probe else "-"}
+
+
+def _save(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+# -- entry point for evaluate.py ------------------------------------------------------------------------
+
+def print_summary(result: Evaluation) -> None:
+    """The end-of-run report: summary table, failures, where the outputs are."""
+    failed = [r for r in result.rows if r.error]
+    print(summary_table(result.summary))
+    print(f"{len(result.rows)} rows, {len(failed)} failed" + (" (see the error column)" if failed else ""))
+    for error in list(dict.fromkeys(r.error for r in failed))[:5]:
+        print(f"  {error}")
+    print(f"wrote {result.csv}, {result.markdown} and {len(result.plots)} plots")
+
+
+def evaluate_config(cfg: Mapping) -> Evaluation:
+    """Run :func:`evaluate_linsys` from the ``eval`` block of ``conf/evaluate.yaml`` and print the summary."""
+    keys = ("matrix_dir", "files", "suite", "gallery", "engine", "degree", "probe_steps", "scalings", "rtol",
+            "maxiter", "seed", "oracle_max_n", "oracle_ks", "oracle_shortlist", "plots")
+    unknown = set(cfg) - {"output_dir", *keys}
+    if unknown:
+        raise InputValueError(f"unknown eval settings {sorted(unknown)}; known: output_dir, {', '.join(keys)}")
+    result = evaluate_linsys(cfg["output_dir"], **{k: cfg[k] for k in keys if k in cfg})
+    print_summary(result)
+    return result

@@ -1,0 +1,275 @@
+"""``autospec.eigen``: filtered subspace iteration (ChFSI, RSI) and the SciPy baselines against
+dense ``eigvalsh``; the Chebyshev filter formula; budgets, stagnation and bad input."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.io
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+import torch
+
+from autospec import errors
+from autospec.eigen import (
+    METHODS,
+    FilterContext,
+    PolynomialFilter,
+    chebyshev_coefficients,
+    chebyshev_filter,
+    eigsh,
+    filtered_subspace_iteration,
+    power_filter,
+)
+from autospec.operators import Diagonal
+from autospec.probe import lanczos
+from autospec.recurrences import chebyshev_T, evaluate
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "suitesparse"
+BASELINE_METHODS = [m for m in METHODS if m != "autospec"]
+
+
+def laplacian2d(m1: int, m2: int) -> sp.csr_matrix:
+    """5-point Dirichlet Laplacian on an m1×m2 grid (m1 ≠ m2: simple eigenvalues)."""
+    def T(m):
+        return sp.diags([-1.0, 2.0, -1.0], [-1, 0, 1], shape=(m, m))
+
+    return (sp.kron(sp.eye(m2), T(m1)) + sp.kron(T(m2), sp.eye(m1))).tocsr()
+
+
+def with_spectrum(lam: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Dense symmetric ``Q diag(λ) Qᵀ`` with a seeded random orthogonal Q."""
+    Q, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((lam.size, lam.size)))
+    return (Q * lam) @ Q.T
+
+
+def clustered_spd(n: int = 200, seed: int = 0) -> np.ndarray:
+    """SPD with clusters of 4, 4 and 8 eigenvalues (widths 1e-2) at 1, 1.5, 2.2 and a tail on [3, 50]."""
+    rng = np.random.default_rng(seed)
+    low = np.concatenate([c + 1e-2 * rng.random(m) for c, m in [(1.0, 4), (1.5, 4), (2.2, 8)]])
+    return with_spectrum(np.concatenate([low, np.linspace(3.0, 50.0, n - low.size)]), seed)
+
+
+MATRICES = {
+    "laplacian": lambda: laplacian2d(20, 21),
+    "clustered_spd": clustered_spd,
+    "indefinite": lambda: (laplacian2d(20, 21) - 2.0 * sp.eye(420)).tocsr(),
+}
+SHIPPED = [p for p in [DATA / "gr_30_30.mtx"] if p.exists()]  # well conditioned (κ ≈ 195)
+DOUBLE_EIGENVALUES = {"gr_30_30"}  # 9-point stencil on a square grid
+for _path in SHIPPED:
+    MATRICES[_path.stem] = lambda p=_path: sp.csr_matrix(scipy.io.mmread(str(p)))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Blocks of ~20 columns: intra-op threads only add synchronisation (and stall on a busy machine)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def problems():
+    out = {}
+    for name, make in MATRICES.items():
+        A = make()
+        dense = A.toarray() if sp.issparse(A) else A
+        out[name] = (A, dense, np.linalg.eigvalsh(dense))
+    return out
+
+
+def _check_pairs(A, exact, vals, vecs, info, k, tol):
+    vals, vecs = vals.numpy(), vecs.numpy()
+    norm = np.abs(exact).max()
+    assert info.converged and info.max_residual <= tol, info.message
+    assert vals.shape == (k,) and vecs.shape == (exact.size, k)
+    np.testing.assert_array_less(np.abs(vals - exact[:k]), tol * norm)
+    np.testing.assert_allclose(vecs.T @ vecs, np.eye(k), atol=1e-8)
+    residuals = np.linalg.norm(A @ vecs - vecs * vals, axis=0) / norm
+    assert residuals.max() <= tol * 1.01  # ‖A‖_est <= ‖A‖: the reported residual is not looser
+
+
+@pytest.mark.parametrize("k", [4, 16])
+@pytest.mark.parametrize("name", list(MATRICES))
+@pytest.mark.parametrize("method", BASELINE_METHODS)
+def test_smallest_eigenvalues_match_eigvalsh(problems, method, name, k):
+    if method == "lanczos" and name in DOUBLE_EIGENVALUES:
+        pytest.xfail("single-vector Lanczos (ARPACK) does not see the second copy of a double eigenvalue")
+    A, _, exact = problems[name]
+    vals, vecs, info = eigsh(A, k=k, method=method, tol=1e-8, seed=0)
+    _check_pairs(A, exact, vals, vecs, info, k, 1e-8)
+    assert info.method == method and info.k == k and info.matvecs > info.outer_iters > 0
+    assert info.max_residual == pytest.approx(max(info.residuals))
+
+
+@pytest.mark.parametrize("method", ["chfsi", "lobpcg"])
+def test_block_methods_resolve_double_eigenvalues(method):
+    """A square-grid Laplacian has double eigenvalues; block methods find both copies."""
+    A = laplacian2d(12, 12)
+    exact = np.linalg.eigvalsh(A.toarray())
+    vals, vecs, info = eigsh(A, k=6, method=method, tol=1e-8)
+    _check_pairs(A, exact, vals, vecs, info, 6, 1e-8)
+
+
+@pytest.mark.parametrize("method", ["chfsi", "lanczos", "lobpcg"])
+def test_largest_eigenvalues_via_negation(problems, method):
+    A, _, exact = problems["indefinite"]
+    vals, vecs, info = eigsh(A, k=5, which="LA", method=method, tol=1e-9)
+    assert info.converged
+    np.testing.assert_allclose(vals.numpy(), exact[-5:], atol=1e-9 * np.abs(exact).max())
+    np.testing.assert_allclose(A @ vecs.numpy(), vecs.numpy() * vals.numpy(), atol=1e-8 * 8)
+
+
+def _context(a, b, lowest) -> FilterContext:
+    op = Diagonal(torch.linspace(lowest, b, 50, dtype=torch.float64))
+    return FilterContext(op, lanczos(op, steps=5), a, b, lowest, torch.zeros(0), torch.zeros(0), 0)
+
+
+@pytest.mark.parametrize("m, a, b, lowest", [(15, 1.0, 10.0, 0.0), (10, -2.0, 7.5, -3.0), (20, 0.3, 1.0, 0.29)])
+def test_chebyshev_filter_is_scaled_T_m(m, a, b, lowest):
+    """ChFSI's filter equals ``T_m((λ − c)/e) / T_m((a_L − c)/e)`` on a grid."""
+    poly = chebyshev_filter(m)(_context(a, b, lowest))
+    grid = np.linspace(lowest - 0.5 * (b - a), b, 2001)
+    c, e = (a + b) / 2, (b - a) / 2
+    expected = chebyshev_T(m, (grid - c) / e) / chebyshev_T(m, np.array([(lowest - c) / e]))
+    got = evaluate(poly, torch.from_numpy(grid)).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12 * np.abs(expected).max())
+
+
+def test_chebyshev_filter_example_from_baselines():
+    """baselines.md §C.4 (grid linspace(0, 10, 300)): m = 10, [a, b] = [1, 10], a_L = 0: 1 at 0,
+    0.152 at the grid point nearest 0.5, <= 2.9e-3 on [1, 10]."""
+    poly = chebyshev_filter(10)(_context(1.0, 10.0, 0.0))
+    at = evaluate(poly, torch.tensor([0.0, 15 * 10 / 299], dtype=torch.float64)).numpy()
+    np.testing.assert_allclose(at, [1.0, 0.152], atol=5e-4)
+    assert evaluate(poly, torch.linspace(1, 10, 1001, dtype=torch.float64)).abs().max() <= 2.9e-3
+
+
+def test_power_filter_is_shifted_monomial():
+    """RSI's filter is ``((b − λ)/(b − a_L))^m``."""
+    poly = power_filter(7)(_context(2.0, 10.0, -1.0))
+    grid = np.linspace(-1.0, 10.0, 501)
+    np.testing.assert_allclose(evaluate(poly, torch.from_numpy(grid)).numpy(), ((10 - grid) / 11) ** 7, atol=1e-13)
+
+
+def test_a_coefficient_filter_is_a_drop_in():
+    """Any ``(ctx, degree) -> coefficients`` plugs into the same outer loop; the Chebyshev one gives ChFSI."""
+    A = laplacian2d(9, 10)
+    seen = []
+
+    def coefficients(ctx, degree):
+        seen.append((ctx.lowest, ctx.lower, ctx.upper, ctx.iteration, ctx.ritz.numel()))
+        return chebyshev_coefficients(ctx, degree)
+
+    vals, _vecs, info = filtered_subspace_iteration(A, 4, PolynomialFilter(coefficients, 12), tol=1e-9)
+    ref_vals, _ref_vecs, ref = eigsh(A, k=4, method="chfsi", degree=12, tol=1e-9)
+    torch.testing.assert_close(vals, ref_vals)
+    assert info.matvecs == ref.matvecs and info.outer_iters == ref.outer_iters == len(seen)
+    assert all(lowest <= a < b for lowest, a, b, _, _ in seen)
+    assert [s[3] for s in seen] == list(range(len(seen)))
+    assert len({s[:3] for s in seen}) > 1  # the interval follows the Ritz values ...
+    seen.clear()
+    _, _, fixed = filtered_subspace_iteration(A, 4, PolynomialFilter(coefficients, 12), tol=1e-9, reprobe=False)
+    assert fixed.converged and len({s[:3] for s in seen}) == 1  # ... unless reprobe=False
+
+
+def test_matvec_accounting_and_history():
+    A = laplacian2d(15, 16)
+    _, _, info = eigsh(A, k=4, method="chfsi", degree=10, block=8, probe_steps=30, tol=1e-9)
+    # first outer iteration: probe + (degree + 1)·block, nothing locked yet
+    assert info.history[0][0] == 30 + 11 * 8
+    assert info.history[-1][0] == info.matvecs and len(info.history) == info.outer_iters
+    assert info.block == 8 and info.degree == 10
+
+
+def test_seeded_runs_reproduce():
+    A = clustered_spd(200, seed=3)
+    v1, _, i1 = eigsh(A, k=4, method="rsi", seed=5, tol=1e-7)
+    v2, _, i2 = eigsh(A, k=4, method="rsi", seed=5, tol=1e-7)
+    torch.testing.assert_close(v1, v2, rtol=0, atol=0)
+    assert i1.matvecs == i2.matvecs
+
+
+@pytest.mark.parametrize(
+    "convert", [torch.from_numpy, spla.aslinearoperator, lambda A: torch.from_numpy(A).to_sparse_csr()]
+)
+def test_input_types(convert):
+    A = laplacian2d(10, 11).toarray()
+    exact = np.linalg.eigvalsh(A)
+    vals, _, info = eigsh(convert(A), k=4, method="chfsi", tol=1e-9)
+    assert info.converged
+    np.testing.assert_allclose(vals.numpy(), exact[:4], atol=1e-8)
+
+
+def _very_ill_conditioned(n=200):
+    """κ = 1e13: one eigenvalue at 1e-13, then 39 spaced by 1e-6, then a log-uniform tail up to 1."""
+    lam = np.concatenate([[1e-13], 1e-6 * np.arange(1, 40), np.logspace(-4, 0, n - 40)])
+    return with_spectrum(lam, seed=1)
+
+
+@pytest.mark.parametrize("method", BASELINE_METHODS)
+def test_budget_stop_on_very_ill_conditioned_matrix(method):
+    A = _very_ill_conditioned()
+    vals, vecs, info = eigsh(A, k=16, method=method, tol=1e-10, max_matvecs=1000)
+    assert not info.converged
+    assert info.matvecs <= 1000
+    assert vals.shape == (16,) and torch.isfinite(vals).all() and torch.isfinite(vecs).all()
+    assert np.isfinite(info.max_residual) and info.max_residual > 1e-10
+    assert "budget" in info.message
+
+
+def test_stagnation_is_detected_and_reported():
+    A = laplacian2d(8, 9)
+    vals, _, info = eigsh(A, k=4, method="chfsi", tol=1e-18)
+    assert info.stagnated and not info.converged and "stagnated" in info.message
+    np.testing.assert_allclose(vals.numpy(), np.linalg.eigvalsh(A.toarray())[:4], atol=1e-12)
+    assert info.max_residual < 1e-13  # the best pairs are returned
+
+
+@pytest.mark.parametrize("A", [np.zeros((30, 30)), np.eye(30), 3.0 * np.eye(30)])
+def test_degenerate_spectra_do_not_break(A):
+    vals, _vecs, info = eigsh(A, k=3, method="chfsi")
+    assert info.converged
+    np.testing.assert_allclose(vals.numpy(), np.diag(A)[:3])
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"k": 0}, "k must be"),
+        ({"k": -2}, "k must be"),
+        ({"k": 20}, "k must be"),
+        ({"k": 25}, "k must be"),
+        ({"k": 2.5}, "k must be"),
+        ({"which": "LM"}, "which"),
+        ({"which": "SM"}, "which"),
+        ({"method": "arnoldi"}, "unknown method"),
+        ({"method": "autospec"}, "engine"),
+        ({"tol": 0.0}, "tol"),
+        ({"tol": float("nan")}, "tol"),
+        ({"degree": 0}, "degree"),
+        ({"block": 3}, "block"),
+        ({"max_matvecs": 0}, "max_matvecs"),
+    ],
+)
+def test_bad_arguments_raise(kwargs, match):
+    A = laplacian2d(4, 5)
+    args = {"k": 3} | kwargs
+    with pytest.raises(errors.InputValueError, match=match):
+        eigsh(A, **args)
+
+
+def test_bad_matrices_raise():
+    rng = np.random.default_rng(0)
+    with pytest.raises(errors.NotSymmetricError):
+        eigsh(rng.standard_normal((30, 30)), k=3)
+    bad = laplacian2d(5, 6).toarray()
+    bad[2, 3] = np.nan
+    with pytest.raises(errors.InputValueError, match="non-finite"):
+        eigsh(bad, k=3)
+    with pytest.raises(errors.InputValueError, match="square"):
+        eigsh(np.ones((5, 4)), k=2)
+    with pytest.raises(errors.InputTypeError):
+        eigsh(np.eye(5) * 1j, k=2)
