@@ -94,11 +94,14 @@ def pcg(
     maxiter: int | None = None,
     M=None,
     callback: Callable[[torch.Tensor], None] | None = None,
+    residual_weights: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, SolveInfo]:
     """Solve ``A x = b`` (A SPD) by PCG with a SciPy-like signature; returns ``(x, info)``.
 
     ``M`` approximates ``A⁻¹``: a callable on torch blocks ``(n, k)``, or anything
-    :func:`autospec.as_operator` accepts. Raises ``NotPositiveDefiniteError`` on non-positive
+    :func:`autospec.as_operator` accepts. Stops when ``‖W r_k‖ <= max(rtol‖W b‖, atol)`` with
+    ``W = diag(residual_weights)`` (default ``I``; a scaled system passes the weights that map its
+    residual back to the original one). Raises ``NotPositiveDefiniteError`` on non-positive
     curvature ``pᵀAp <= 0`` and ``BreakdownError`` when ``rᵀMr <= 0`` (M not SPD).
     """
     start = time.perf_counter()
@@ -111,32 +114,30 @@ def pcg(
     if maxiter < 0 or rtol < 0 or atol < 0:
         raise InputValueError(f"maxiter, rtol and atol must be non-negative (got {maxiter}, {rtol}, {atol})")
     precond = _as_preconditioner(M, op)
+    W = torch.ones(op.n, 1, dtype=op.dtype) if residual_weights is None else residual_weights.reshape(-1, 1)
     matvecs0 = op.matvecs
-    bnorm = B.norm(dim=0)
+    bnorm = (W * B).norm(dim=0)
     target = torch.clamp(rtol * bnorm, min=atol)
     info = SolveInfo()
 
     x = torch.zeros_like(B) if X0 is None else X0
     r0 = B if X0 is None else B - op.matmat(X0)
-    info.residual_history.append(_rel(r0.norm(dim=0), bnorm))
-    if bool((r0.norm(dim=0) <= target).all()):
-        info.converged = True
-    else:
+    info.residual_history.append(_rel((W * r0).norm(dim=0), bnorm))
+    info.converged = bool(((W * r0).norm(dim=0) <= target).all())
+    if not info.converged and maxiter > 0:
         for k, step in enumerate(cg_steps(op.matmat, B, X0, precond), start=1):
-            if k > maxiter:
-                break
             _check_breakdown(step, k)
             x = step.x
             info.outer_iters = k
-            rnorm = step.r.norm(dim=0)
+            rnorm = (W * step.r).norm(dim=0)
             info.residual_history.append(_rel(rnorm, bnorm))
             if callback is not None:
                 callback(x.squeeze(-1) if vector else x)
-            if bool((rnorm <= target).all()):
-                info.converged = True
+            info.converged = bool((rnorm <= target).all())
+            if info.converged or k >= maxiter:
                 break
     info.matvecs = op.matvecs - matvecs0
-    true_res = B - op._matmat(x)
+    true_res = W * (B - op._matmat(x))
     info.rel_residual = _rel(true_res.norm(dim=0), bnorm)
     info.seconds = time.perf_counter() - start
     return (x.squeeze(-1) if vector else x), info

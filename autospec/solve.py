@@ -87,15 +87,20 @@ def solve(
 
             M, fallback = load(engine).preconditioner_from_probe(op, probe)
         interval = M.interval
-    y, info = pcg(op, rhs_s, x0_s, rtol=rtol, atol=atol, maxiter=maxiter, M=M, callback=callback)
-    x = y if d is None else (d if y.ndim == 1 else d.unsqueeze(-1)) * y
+    # with scaling, stop on (and report) the residual of the original system: b − Ax = D⁻¹(Db − DAD y)
+    weights = None if d is None else 1 / d
+    on_iterate = callback if callback is None or d is None else (lambda y: callback(_unscale(d, y)))
+    y, info = pcg(op, rhs_s, x0_s, rtol=rtol, atol=atol, maxiter=maxiter, M=M, callback=on_iterate,
+                  residual_weights=weights)
+    x = y if d is None else _unscale(d, y)
     info.matvecs = op.matvecs - matvecs0
-    if d is not None:  # report the residual of the original system
-        B = rhs.reshape(rhs.shape[0], -1)
-        res = (B - original._matmat(x.reshape(B.shape))).norm(dim=0) / B.norm(dim=0).clamp_min(1e-300)
-        info.rel_residual = float(res.max())
     info.method, info.degree, info.probe_steps = method, (M.degree if M is not None else 0), steps
     info.fallback, info.bounds = fallback, interval
     info.seconds = time.perf_counter() - start
     return x, info
 
+
+
+def _unscale(d: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``x = D y`` for a vector ``(n,)`` or block ``(n, k)``."""
+    return (d if y.ndim == 1 else d.unsqueeze(-1)) * y

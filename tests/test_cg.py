@@ -37,7 +37,7 @@ def test_pcg_signature_x0_atol_callback_maxiter():
     assert info.converged and len(seen) == info.outer_iters
     assert np.linalg.norm(b - A @ x.numpy()) <= 1.01e-6
     _, short = pcg(A, b, maxiter=3)
-    assert short.outer_iters == 3 and not short.converged
+    assert short.outer_iters == 3 and short.matvecs == 3 and not short.converged
     _, zero = pcg(A, np.zeros(A.shape[0]))
     assert zero.converged and zero.outer_iters == 0
 
