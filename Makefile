@@ -31,6 +31,9 @@ evaluate: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_linsys.py
 	$(PY) benchmarks/bench_engine.py
+	$(PY) benchmarks/bench_evaluate.py
+	$(PY) benchmarks/bench_eigen.py
+	$(PY) benchmarks/bench_matfun_kernels.py
 
 clean:
 	rm -rf $(VENV) outputs multirun .pytest_cache
