@@ -149,12 +149,17 @@ def _rel(rnorm: torch.Tensor, bnorm: torch.Tensor) -> float:
 
 
 def _check_breakdown(step: CGStep, k: int) -> None:
-    if not bool(torch.isfinite(step.rz).all()) or bool((step.rz <= 0).any()):
+    if not (bool(torch.isfinite(step.rz).all()) and bool(torch.isfinite(step.curvature).all())):
+        raise BreakdownError(
+            f"PCG diverged at iteration {k}: r^T M r or p^T A p is no longer finite; A (or the preconditioner) "
+            "is singular or not positive definite"
+        )
+    if bool((step.rz <= 0).any()):
         raise BreakdownError(
             f"PCG breakdown at iteration {k}: r^T M r = {float(step.rz.min()):.3e} <= 0, "
             "the preconditioner is not symmetric positive definite"
         )
-    if not bool(torch.isfinite(step.curvature).all()) or bool((step.curvature <= 0).any()):
+    if bool((step.curvature <= 0).any()):
         raise NotPositiveDefiniteError(
             f"CG breakdown at iteration {k}: p^T A p = {float(step.curvature.min()):.3e} <= 0, "
             "the matrix is not positive definite"

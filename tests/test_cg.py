@@ -116,3 +116,10 @@ def test_safeguard_accepts_chebyshev_and_rejects_negative_or_nan():
     nan = chebyshev_three_term(torch.tensor(1e-3), torch.tensor(1.0), 10)
     nan.alpha[3] = float("nan")
     assert not polynomial_is_safe(nan)
+
+
+def test_singular_system_diverging_is_reported_not_nan():
+    A = np.diag(np.concatenate([np.zeros(3), np.linspace(1, 2, 20)]))  # singular PSD, b outside the range
+    with pytest.raises(errors.BreakdownError, match="diverged|not positive definite") as err:
+        pcg(A, np.ones(23), maxiter=10_000)
+    assert "nan" not in str(err.value).lower()
