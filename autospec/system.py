@@ -27,13 +27,17 @@ class AutospecSystem(L.LightningModule):
 
     def forward(self, probe):
         """Polynomial (scaled units) and scale for a batch of probes."""
+        poly, scale, _ = self._predict(probe)
+        return poly, scale
+
+    def _predict(self, probe):
         scale = self.task.scale(probe)
         corrections = self.engine(*(f.to(self.device) for f in probe_features(probe, scale)))
-        return self.task.polynomial(probe, corrections)
+        return (*self.task.polynomial(probe, corrections), corrections)
 
     def training_step(self, batch, batch_idx):
-        poly, scale = self(batch["probe"])
-        loss, parts = self.task.loss(poly, scale, batch)
+        poly, scale, corrections = self._predict(batch["probe"])
+        loss, parts = self.task.loss(poly, scale, batch, corrections)
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["lam"]))
         self.log_dict({f"train/{k}": v for k, v in parts.items()}, batch_size=len(batch["lam"]))
         return loss

@@ -141,9 +141,9 @@ def test_corrupt_truncated_and_wrong_version_artifacts_are_rejected(trained, tmp
         export_checkpoint(bad_ckpt, tmp_path / "x")
 
 
-@pytest.mark.parametrize("recurrence", ["three_term", "basis"])
-def test_untrained_engine_is_chebyshev(recurrence):
-    task = {"name": "linsys", "degree": 10, "recurrence": recurrence}
+@pytest.mark.parametrize("recurrence, candidates", [("three_term", ()), ("basis", ()), ("three_term", (0, 2, 4))])
+def test_untrained_engine_is_chebyshev(recurrence, candidates):
+    task = {"name": "linsys", "degree": 10, "recurrence": recurrence, "shift_candidates": candidates}
     system = AutospecSystem(task=task, engine={"backbone": "transformer", "width": 16}, probe={"steps": 30})
     lam = torch.from_numpy(np.logspace(-4, 0, 300))
     probe = lanczos(Diagonal(lam), steps=30)
@@ -165,3 +165,18 @@ def test_multirun_of_two_tiny_jobs(tmp_path):
     assert len(artifacts) == 2
     widths = sorted(json.loads(p.read_text())["engine"]["width"] for p in artifacts)
     assert widths == [8, 16]
+
+
+def test_shift_search_targets_the_fastest_candidate():
+    task = LinsysTask(degree=10, pcg_steps=200, shift_candidates=(0, 2, 4))
+    lam = torch.from_numpy(np.concatenate([np.logspace(-5, -4, 3), np.linspace(0.05, 1, 400)]))[None]  # isolated small
+    batch = {"lam": lam, "weights": torch.ones(1, lam.shape[-1], 1), "probe": lanczos(Diagonal(lam), steps=30)}
+    best = int(task.best_shift(batch)[0])
+    iters = []
+    for g in (0, 2, 4):
+        glob = torch.tensor([[0.0, 0.0, *(1.0 if c == g else 0.0 for c in (0, 2, 4))]])
+        poly, scale = task.polynomial(batch["probe"], (glob, torch.zeros(1, 11, 2)))
+        iters.append(int(task.iterations(poly, scale, batch)[0]))
+    assert iters[best] == min(iters) and iters[best] < iters[0]  # leaving the outliers to CG pays
+    with pytest.raises(errors.InputValueError, match="start with 0"):
+        LinsysTask(shift_candidates=(1, 2))

@@ -61,7 +61,8 @@ class LinsysTask:
 
     def __init__(self, degree: int = 10, recurrence: str = "three_term", loss: str = "pcg", pcg_steps: int = 300,
                  temperature: float = 30.0, positivity_weight: float = 10.0, grid_points: int = 256,
-                 rtol: float = 1e-8, max_iters: int = 3000, step_limit: float = 0.02):
+                 rtol: float = 1e-8, max_iters: int = 3000, step_limit: float = 0.02,
+                 shift_candidates: tuple[float, ...] = ()):
         if recurrence not in RECURRENCES:
             raise InputValueError(f"unknown recurrence {recurrence!r}; choose one of {RECURRENCES}")
         if loss not in LOSSES:
@@ -73,13 +74,16 @@ class LinsysTask:
         self.positivity_weight, self.grid_points = float(positivity_weight), int(grid_points)
         self.rtol, self.max_iters = float(rtol), int(max_iters)
         self.step_limit = float(step_limit)
+        self.shift_candidates = tuple(float(g) for g in shift_candidates)
+        if self.shift_candidates and self.shift_candidates[0] != 0:
+            raise InputValueError("shift_candidates must start with 0 (an untrained engine picks the first: Chebyshev)")
 
     # -- coefficients -------------------------------------------------------------------------
     @property
     def layout(self) -> dict:
         """Engine output shape: global outputs, recurrence steps, outputs per step."""
         per_step = 2 if self.recurrence == "three_term" else 1
-        return {"global_outputs": 2, "steps": self.degree + 1, "per_step": per_step}
+        return {"global_outputs": 2 + len(self.shift_candidates), "steps": self.degree + 1, "per_step": per_step}
 
     @staticmethod
     def scale(probe: Probe) -> torch.Tensor:
@@ -94,7 +98,11 @@ class LinsysTask:
         if corrections is not None:
             glob, steps = (t.to(s.dtype) for t in corrections)
             b_s = b_s * _bounded(glob[..., 1], MAX_UPPER_SHIFT).exp()
-            a_s = torch.minimum(a_s * _bounded(glob[..., 0], MAX_LOWER_SHIFT).exp(), 0.5 * b_s)
+            shift = _bounded(glob[..., 0], MAX_LOWER_SHIFT)
+            if self.shift_candidates:  # global search: the engine picks a candidate shift, then refines it
+                candidates = torch.tensor(self.shift_candidates, dtype=s.dtype, device=s.device)
+                shift = shift + candidates[glob[..., 2:].argmax(-1)]
+            a_s = torch.minimum(a_s * shift.exp(), 0.5 * b_s)
             steps = _bounded(steps, self.step_limit)
         three = chebyshev_three_term(a_s, b_s, self.degree)
         if self.recurrence == "three_term":
@@ -109,7 +117,7 @@ class LinsysTask:
         return ChebyshevBasis(basis.c * (1 + steps[..., 0]), basis.a, basis.b), s
 
     # -- losses -------------------------------------------------------------------------------
-    def loss(self, poly, scale: torch.Tensor, batch: dict) -> tuple[torch.Tensor, dict]:
+    def loss(self, poly, scale: torch.Tensor, batch: dict, corrections=None) -> tuple[torch.Tensor, dict]:
         lam = batch["lam"] / scale.unsqueeze(-1)
         p = evaluate(poly, lam)
         p_grid = evaluate(poly, positivity_grid((batch["probe"].upper / scale).clamp_min(1.0), self.grid_points))
@@ -120,10 +128,7 @@ class LinsysTask:
             per_spectrum = ((torch.logsumexp(t * R, dim=-1) - math.log(lam.shape[-1])) / t).clamp_min(1e-12).log()
             worst = torch.zeros_like(per_spectrum)  # |1 − λp| = 1: no better than no preconditioner
         else:
-            hist = unrolled_pcg_residuals(lam, p, batch["weights"], self.pcg_steps, freeze_below=self.rtol / 10)
-            digits = math.log(1 / self.rtol)
-            soft_iters = (torch.relu(hist.log() + digits) / digits).sum(-1)  # ≈ iterations to rtol, smooth
-            per_spectrum = torch.log1p(soft_iters)
+            per_spectrum = torch.log1p(self._soft_iterations(lam, p, batch["weights"]))
             worst = torch.full_like(per_spectrum, math.log1p(self.pcg_steps))
         # a polynomial that is not positive would be rejected by the safeguard: no credit for speed
         positive = (checked > 0).all(-1).detach()
@@ -131,7 +136,32 @@ class LinsysTask:
         margin = POSITIVITY_MARGIN * checked.abs().mean(-1, keepdim=True)
         penalty = (torch.relu(margin - checked).amax(-1) / checked.abs().mean(-1).clamp_min(1e-12)).mean()
         logs = {"task_loss": task.detach(), "positivity": penalty.detach(), "positive": positive.double().mean()}
-        return task + self.positivity_weight * penalty, logs
+        loss = task + self.positivity_weight * penalty
+        if self.shift_candidates and corrections is not None:
+            choice = torch.nn.functional.cross_entropy(corrections[0][..., 2:].float(), self.best_shift(batch))
+            logs["shift_choice"] = choice.detach()
+            loss = loss + choice
+        return loss, logs
+
+    def _soft_iterations(self, lam: torch.Tensor, p: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """``Σ_k relu(log(‖r_k‖/‖b‖)/log(1/rtol) + 1)`` over K unrolled PCG steps."""
+        hist = unrolled_pcg_residuals(lam, p, weights, self.pcg_steps, freeze_below=self.rtol / 10)
+        digits = math.log(1 / self.rtol)
+        return (torch.relu(hist.log() + digits) / digits).sum(-1)
+
+    @torch.no_grad()
+    def best_shift(self, batch: dict) -> torch.Tensor:
+        """Index of the candidate shift of the lower bound whose plain Chebyshev polynomial needs the
+        fewest (soft) PCG iterations: the target of the engine's global search."""
+        probe = batch["probe"]
+        a, s = ritz_interval(probe)
+        a_s, scores = (a / s).clamp_min(1e-12), []
+        lam = batch["lam"] / s.unsqueeze(-1)
+        for g in self.shift_candidates:
+            poly = chebyshev_three_term(torch.minimum(a_s * math.exp(g), torch.full_like(a_s, 0.5)), torch.ones_like(s),
+                                        self.degree)
+            scores.append(self._soft_iterations(lam, evaluate(poly, lam), batch["weights"]))
+        return torch.stack(scores, -1).argmin(-1)
 
     # -- metrics ------------------------------------------------------------------------------
     def iterations(self, poly, scale: torch.Tensor, batch: dict) -> torch.Tensor:
