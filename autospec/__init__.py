@@ -17,7 +17,7 @@ from autospec.errors import (
 )
 from autospec.download import PAPER_MATRICES, DownloadError, fetch_suite
 from autospec import matfun
-from autospec.eigen import eigsh
+from autospec.eigen import EigenInfo, eigsh
 from autospec.engines import LearnedPolynomial, load
 from autospec.matrix_io import MatrixFile, MatrixNotFoundError, list_matrices, load_matrix, read_matrix
 from autospec.operators import Diagonal, Operator, as_operator
@@ -31,6 +31,7 @@ __all__ = [
     "PAPER_MATRICES",
     "ArtifactError",
     "DownloadError",
+    "EigenInfo",
     "LearnedPolynomial",
     "MatrixFile",
     "MatrixNotFoundError",

@@ -333,14 +333,13 @@ class _CountingOperator(spla.LinearOperator):
     def _adjoint(self):
         return self
 
-    def rayleigh_ritz(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Ritz pairs of the remembered inputs without new products: ``X = U Σ Wᵀ`` (directions with
-        ``σ <= 1e-8 σ_max`` dropped), ``A U = (A X) W Σ⁻¹``."""
+    def rayleigh_ritz(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Ritz pairs ``θ, V, AV`` of the remembered inputs without new products: ``X = U Σ Wᵀ``
+        (directions with ``σ <= 1e-8 σ_max`` dropped), ``A U = (A X) W Σ⁻¹``."""
         filled = min(self.products, self.keep)
         U, sigma, Wt = torch.linalg.svd(self.X[:, :filled], full_matrices=False)
         kept = sigma > 1e-8 * sigma[:1]
-        theta, V, _ = _rayleigh_ritz(U[:, kept], self.AX[:, :filled] @ Wt[kept].mT / sigma[kept])
-        return theta, V
+        return _rayleigh_ritz(U[:, kept], self.AX[:, :filled] @ Wt[kept].mT / sigma[kept])
 
 
 def _verified(prob: _Problem, theta, V):
@@ -356,7 +355,8 @@ def _arpack(prob: _Problem, block: int | None):
     (same Krylov spaces, wanted ``|θ_j + σ| ≈ ‖A‖_est``) and ``tol_A = tol/2``, so its test matches
     the common ``‖r_j‖ <= tol·‖A‖_est``. At the budget (the first ``ncv`` Lanczos steps always
     run), or if ARPACK fails, the result is the Rayleigh–Ritz of its last ``4·ncv`` Lanczos
-    vectors (stored products, no extra matvecs).
+    vectors (stored products, no extra matvecs), completed by Gaussian vectors (their products
+    counted, beyond the budget) when those span fewer than k directions.
     """
     n, k = prob.op.n, prob.k
     ncv = min(n, max(2 * k + 1, 20))
@@ -371,7 +371,11 @@ def _arpack(prob: _Problem, block: int | None):
     except (_BudgetReached, spla.ArpackNoConvergence, spla.ArpackError) as err:
         budget = isinstance(err, _BudgetReached)
         info.message = f"stopped at the matvec budget ({prob.budget})" if budget else f"ARPACK: {err}"
-        theta, V = A.rayleigh_ritz()
+        theta, V, AV = A.rayleigh_ritz()
+        if V.shape[1] < k:
+            gen = torch.Generator().manual_seed(prob.seed)
+            W = _orthonormalise(prob.gaussian(k - V.shape[1], gen), V, prob, gen)
+            theta, V, _ = _rayleigh_ritz(torch.cat([V, W], 1), torch.cat([AV, prob.op.matmat(W)], 1))
         theta, V = theta[:k], V[:, :k]
     info.outer_iters = prob.matvecs - start
     return (*_verified(prob, theta, V), info)
@@ -407,7 +411,10 @@ def _lobpcg(prob: _Problem, block: int | None):
             break
         # history[0][-1]: residuals of the final explicit Rayleigh–Ritz (none for the dense path)
         worst = float(np.max(history[0][-1][:k])) / prob.scale if history else 0.0
-        if worst <= prob.tol or worst >= previous:
+        if worst <= prob.tol:
+            break
+        if worst >= previous:
+            info.message = f"LOBPCG restarts stopped improving (max residual {worst:.2e})"
             break
         previous = worst
     if theta is None:

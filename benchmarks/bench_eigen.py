@@ -13,7 +13,13 @@ matvecs (the library default is 200).
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
+
+# single-threaded BLAS for every method (SciPy's ARPACK/LOBPCG, NumPy, torch): blocks are small and
+# threads only add synchronisation; must be set before NumPy loads
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
 import numpy as np
 import scipy.io
@@ -46,9 +52,8 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=list(METHODS))
     parser.add_argument("--matrices", nargs="*", default=None, help="names to run (default: all)")
     parser.add_argument("--budget-per-row", type=int, default=200)
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (blocks are small)")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(1)
 
     files = sorted(p for p in Path(args.dir).iterdir() if p.name.endswith((".mtx", ".mtx.gz")))
     header = (f"{'matrix':<16}{'n':>6} {'method':<8}{'outer':>7}{'matvecs':>9}{'seconds':>9}{'max_res':>10} "

@@ -220,6 +220,21 @@ def test_budget_stop_on_very_ill_conditioned_matrix(method):
     assert "budget" in info.message
 
 
+def test_lanczos_fallback_completes_a_degenerate_basis(monkeypatch):
+    """ARPACK stopped with its stored Lanczos vectors spanning < k directions: Gaussian vectors
+    (counted) complete the Rayleigh–Ritz basis, the pairs are orthonormal and not converged."""
+    def stuck(A, k, v0, **kwargs):
+        for _ in range(40):
+            A.matvec(v0)
+        raise spla.ArpackNoConvergence("stuck", np.zeros(0), np.zeros((A.shape[0], 0)))
+
+    monkeypatch.setattr(spla, "eigsh", stuck)
+    vals, vecs, info = eigsh(laplacian2d(10, 11), k=4, method="lanczos", probe_steps=20)
+    assert vals.shape == (4,) and not info.converged and "ARPACK" in info.message
+    assert info.matvecs == 20 + 40 + 3
+    np.testing.assert_allclose(vecs.numpy().T @ vecs.numpy(), np.eye(4), atol=1e-10)
+
+
 def test_stagnation_is_detected_and_reported():
     A = laplacian2d(8, 9)
     vals, _, info = eigsh(A, k=4, method="chfsi", tol=1e-18)
