@@ -2,7 +2,9 @@
 
 Each item is a whole batch of ``batch_size`` spectra of one size ``n`` (drawn per batch), with
 Gaussian weights (the right-hand side in the eigenbasis) and the Lanczos probe of ``diag(λ)`` —
-computed by the same code, with the same number of steps, as at inference.
+computed by the same code, with the same number of steps, as at inference. A task with a
+``prepare(batch, generator)`` method then turns it into its own training batch (e.g. the
+``eigfilter`` task's subspace-iteration contexts).
 """
 
 from __future__ import annotations
@@ -16,17 +18,22 @@ from torch.utils.data import DataLoader, IterableDataset
 from autospec.operators import Diagonal
 from autospec.probe import lanczos
 from autospec.spectra import ALL_FAMILIES, sample_spectra
+from autospec.tasks import build_task
 
 
-def make_batch(seed: int, batch_size: int, n_range: tuple[int, int], kappa_range, families, probe_steps: int) -> dict:
-    """One reproducible batch: ``lam (B, n)``, ``weights (B, n, 1)``, ``probe``, ``families``."""
+def make_batch(seed: int, batch_size: int, n_range: tuple[int, int], kappa_range, families, probe_steps: int,
+               task: dict | None = None) -> dict:
+    """One reproducible batch: ``lam (B, n)``, ``weights (B, n, 1)``, ``probe``, ``families``
+    (then ``task.prepare``, when the task ``{"name": ..., ...}`` has one)."""
     gen = torch.Generator().manual_seed(int(seed))
     lo, hi = (math.log(v) for v in n_range)
     n = int(round(math.exp(lo + (hi - lo) * float(torch.rand(1, generator=gen, dtype=torch.float64)))))
     lam, names = sample_spectra(gen, batch_size, n, tuple(kappa_range), tuple(families))
     weights = torch.randn(batch_size, n, 1, generator=gen, dtype=torch.float64)
     probe = lanczos(Diagonal(lam), steps=probe_steps, seed=seed)
-    return {"lam": lam, "weights": weights, "probe": probe, "families": names}
+    batch = {"lam": lam, "weights": weights, "probe": probe, "families": names}
+    prepare = getattr(build_task(task), "prepare", None) if task is not None else None
+    return prepare(batch, gen) if prepare is not None else batch
 
 
 class SpectraStream(IterableDataset):
@@ -68,9 +75,11 @@ class SpectraDataModule(L.LightningDataModule):
 
     def __init__(self, batch_size: int = 32, n_range=(256, 2048), kappa_range=(1e1, 1e8),
                  families=ALL_FAMILIES, probe_steps: int = 50, seed: int = 0, val_seed: int = 10_000_000,
-                 val_batches: int = 4, val_batch_size: int = 64, val_n_range=(500, 4000), num_workers: int = 0):
+                 val_batches: int = 4, val_batch_size: int = 64, val_n_range=(500, 4000), num_workers: int = 0,
+                 task: dict | None = None):
         super().__init__()
-        self.common = {"kappa_range": tuple(kappa_range), "families": tuple(families), "probe_steps": int(probe_steps)}
+        self.common = {"kappa_range": tuple(kappa_range), "families": tuple(families), "probe_steps": int(probe_steps),
+                       "task": None if task is None else dict(task)}
         self.batch_size, self.n_range = int(batch_size), tuple(n_range)
         self.seed, self.val_seed, self.val_batches = int(seed), int(val_seed), int(val_batches)
         self.val_batch_size, self.val_n_range = int(val_batch_size), tuple(val_n_range)

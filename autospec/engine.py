@@ -97,19 +97,23 @@ def _mlp(d_in: int, d_hidden: int, d_out: int, depth: int) -> nn.Sequential:
 
 
 class Engine(nn.Module):
-    """Probe → corrections ``(global (..., G), per-step (..., S, P))``; zero at initialisation."""
+    """Probe → corrections ``(global (..., G), per-step (..., S, P))``; zero at initialisation.
+
+    The task's ``layout`` fixes the output shape and, when its features are not the default
+    :func:`probe_features`, the number of token and global features."""
 
     def __init__(self, steps: int, per_step: int, global_outputs: int = 0, backbone: str = "deepsets",
-                 width: int = 64, depth: int = 2, heads: int = 4):
+                 width: int = 64, depth: int = 2, heads: int = 4, token_features: int = TOKEN_FEATURES,
+                 global_features: int = GLOBAL_FEATURES):
         super().__init__()
         if backbone not in BACKBONES:
             raise InputValueError(f"unknown engine backbone {backbone!r}; choose one of {sorted(BACKBONES)}")
         if steps < 1 or per_step < 1:
             raise InputValueError(f"engine needs steps >= 1 and per_step >= 1, got {steps}, {per_step}")
         self.steps, self.per_step, self.global_outputs = steps, per_step, global_outputs
-        self.embed = _mlp(TOKEN_FEATURES, width, width, 1)
+        self.embed = _mlp(token_features, width, width, 1)
         self.backbone = BACKBONES[backbone](width, depth, heads)
-        self.trunk = _mlp(width + GLOBAL_FEATURES, width, width, 1)
+        self.trunk = _mlp(width + global_features, width, width, 1)
         self.step_heads = nn.ModuleList(nn.Linear(width, per_step) for _ in range(steps))
         self.global_head = nn.Linear(width, max(global_outputs, 1))
         for head in [*self.step_heads, self.global_head]:

@@ -16,7 +16,7 @@ import scipy.sparse.linalg as spla
 import torch
 
 from autospec.artifact import read_artifact, write_artifact
-from autospec.engine import Engine, probe_features
+from autospec.engine import Engine
 from autospec.errors import ArtifactError, InputValueError
 from autospec.operators import Diagonal, Operator, as_operator
 from autospec.preconditioners import PolynomialPreconditioner, chebyshev_preconditioner, polynomial_is_safe
@@ -46,7 +46,7 @@ class LearnedPolynomial:
     def coefficients_from_probe(self, probe: Probe):
         """``(poly, scale)``: recurrence coefficients (float64, scaled units) for a probe."""
         scale = self.task.scale(probe)
-        corrections = self.engine(*probe_features(probe, scale))
+        corrections = self.engine(*self.task.features(probe, scale))
         poly, scale = self.task.polynomial(probe, tuple(c.double() for c in corrections))
         return poly, scale
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import lightning as L
 import torch
 
-from autospec.engine import Engine, probe_features
+from autospec.engine import Engine
 from autospec.tasks import build_task
 
 
@@ -32,7 +32,7 @@ class AutospecSystem(L.LightningModule):
 
     def _predict(self, probe):
         scale = self.task.scale(probe)
-        corrections = self.engine(*(f.to(self.device) for f in probe_features(probe, scale)))
+        corrections = self.engine(*(f.to(self.device) for f in self.task.features(probe, scale)))
         return (*self.task.polynomial(probe, corrections), corrections)
 
     def training_step(self, batch, batch_idx):

@@ -1,8 +1,11 @@
 """Task registry: a task turns engine corrections into a polynomial and scores it.
 
-A task provides ``layout`` (engine output shape), ``scale(probe)``, ``polynomial(probe,
-corrections=None)`` (``None`` → its classical baseline), ``loss(poly, scale, batch)`` and
-``iterations(poly, scale, batch)``. New task families register here.
+A task provides ``layout`` (engine shape), ``features(probe, scale)`` (engine input),
+``scale(probe)``, ``polynomial(probe, corrections=None)`` (``None`` → its classical baseline),
+``loss(poly, scale, batch)``, ``iterations(poly, scale, batch)`` (the validation cost, lower is
+better) and ``safe(poly, scale, probe)``; optionally ``prepare(batch, generator)``, which turns a
+synthetic batch (``lam``, ``weights``, ``probe``) into the task's own training batch. New task
+families register here.
 """
 
 from __future__ import annotations

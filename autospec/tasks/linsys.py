@@ -36,6 +36,7 @@ import math
 import torch
 
 from autospec.cg import cg_steps
+from autospec.engine import probe_features
 from autospec.errors import InputValueError
 from autospec.preconditioners import polynomial_is_safe, positivity_grid, ritz_interval
 from autospec.probe import Probe
@@ -84,6 +85,8 @@ class LinsysTask:
         """Engine output shape: global outputs, recurrence steps, outputs per step."""
         per_step = 2 if self.recurrence == "three_term" else 1
         return {"global_outputs": 2 + len(self.shift_candidates), "steps": self.degree + 1, "per_step": per_step}
+
+    features = staticmethod(probe_features)  # engine input: the probe's Ritz pairs
 
     @staticmethod
     def scale(probe: Probe) -> torch.Tensor:
