@@ -18,7 +18,7 @@ from autospec.errors import (
 from autospec.download import PAPER_MATRICES, DownloadError, fetch_suite
 from autospec import matfun
 from autospec.eigen import EigenInfo, eigsh
-from autospec.engines import LearnedPolynomial, load
+from autospec.engines import LearnedEngine, LearnedPolynomial, load
 from autospec.matrix_io import MatrixFile, MatrixNotFoundError, list_matrices, load_matrix, read_matrix
 from autospec.operators import Diagonal, Operator, as_operator
 from autospec.preconditioners import PolynomialPreconditioner, chebyshev_preconditioner
@@ -32,6 +32,7 @@ __all__ = [
     "ArtifactError",
     "DownloadError",
     "EigenInfo",
+    "LearnedEngine",
     "LearnedPolynomial",
     "MatrixFile",
     "MatrixNotFoundError",

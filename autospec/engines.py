@@ -25,8 +25,8 @@ from autospec.recurrences import evaluate
 from autospec.tasks import build_task
 
 
-class LearnedPolynomial:
-    """A trained engine for the ``linsys`` task, ready to precondition CG."""
+class LearnedEngine:
+    """A trained engine and its task: probe-like input → the task's polynomial (any task)."""
 
     def __init__(self, engine: Engine, task, meta: dict):
         self.engine = engine.eval()
@@ -40,15 +40,18 @@ class LearnedPolynomial:
         return self.task.degree
 
     def __repr__(self) -> str:
-        return f"LearnedPolynomial(name={self.name!r}, task={self.task.name!r}, degree={self.degree})"
+        return f"{type(self).__name__}(name={self.name!r}, task={self.task.name!r}, degree={self.degree})"
 
     @torch.no_grad()
-    def coefficients_from_probe(self, probe: Probe):
-        """``(poly, scale)``: recurrence coefficients (float64, scaled units) for a probe."""
+    def coefficients_from_probe(self, probe):
+        """``(poly, scale)``: the task's polynomial (float64) for a probe (or the task's engine input)."""
         scale = self.task.scale(probe)
         corrections = self.engine(*self.task.features(probe, scale))
-        poly, scale = self.task.polynomial(probe, tuple(c.double() for c in corrections))
-        return poly, scale
+        return self.task.polynomial(probe, tuple(c.double() for c in corrections))
+
+
+class LearnedPolynomial(LearnedEngine):
+    """A trained engine for the ``linsys`` task, ready to precondition CG."""
 
     def coefficients(self, A, probe_steps: int | None = None, seed: int = 0):
         """Probe ``A`` and return ``(poly, scale, probe)``; ``M = p(A/s)/s``."""
@@ -102,9 +105,10 @@ def build_engine(meta: dict) -> tuple[Engine, object]:
     return Engine(**task.layout, **meta["engine"]), task
 
 
-def load(name_or_path: str | Path) -> LearnedPolynomial:
-    """Load a shipped engine by name (e.g. ``"linsys-cg-d10"``) or an exported artifact by path."""
-    if isinstance(name_or_path, LearnedPolynomial):
+def load(name_or_path: str | Path) -> LearnedEngine:
+    """Load a shipped engine by name (e.g. ``"linsys-cg-d10"``) or an exported artifact by path:
+    a :class:`LearnedPolynomial` for ``linsys`` engines, a :class:`LearnedEngine` for other tasks."""
+    if isinstance(name_or_path, LearnedEngine):
         return name_or_path
     path = str(name_or_path)
     return _load_cached(path, _mtime(path))
@@ -116,14 +120,14 @@ def _mtime(path: str) -> float:
 
 
 @lru_cache(maxsize=8)
-def _load_cached(path: str, _mtime: float) -> LearnedPolynomial:
+def _load_cached(path: str, _mtime: float) -> LearnedEngine:
     state, meta = read_artifact(path)
     engine, task = build_engine(meta)
     try:
         engine.load_state_dict(state)
     except RuntimeError as err:
         raise ArtifactError(f"engine weights do not match the architecture in the metadata of {path}: {err}") from err
-    return LearnedPolynomial(engine, task, meta)
+    return (LearnedPolynomial if task.name == "linsys" else LearnedEngine)(engine, task, meta)
 
 
 def export_system(system, out: str | Path, extra: dict | None = None) -> Path:
