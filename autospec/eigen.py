@@ -74,6 +74,8 @@ class FilterContext:
     ritz: torch.Tensor
     residuals: torch.Tensor
     iteration: int
+    wanted: int = 1  # k
+    block: int = 2  # columns filtered
 
 
 class Polynomial(Protocol):
@@ -254,9 +256,11 @@ def _rayleigh_ritz(V: torch.Tensor, AV: torch.Tensor) -> tuple[torch.Tensor, tor
     return theta, V @ S, AV @ S
 
 
-def _unwanted_lower(a: float, b: float, lowest: float) -> float:
-    """``a`` clamped to ``[a_L, b − 1e-2 (b − a_L)]`` so that ``e = (b − a)/2 > 0``."""
-    return min(max(a, lowest), b - MIN_INTERVAL * max(b - lowest, abs(b) * 1e-8, 1e-300))
+def unwanted_lower(a, b, lowest) -> torch.Tensor:
+    """``a`` clamped to ``[a_L, b − 1e-2 (b − a_L)]`` so that ``e = (b − a)/2 > 0`` (floats or batches)."""
+    a, b, lowest = (torch.as_tensor(x, dtype=torch.float64) for x in (a, b, lowest))
+    width = torch.maximum(b - lowest, b.abs() * 1e-8).clamp_min(1e-300)
+    return torch.minimum(torch.maximum(a, lowest), b - MIN_INTERVAL * width)
 
 
 def _subspace_iteration(prob: _Problem, filt: Filter, block: int, reprobe: bool):
@@ -276,8 +280,8 @@ def _subspace_iteration(prob: _Problem, filt: Filter, block: int, reprobe: bool)
         if info.outer_iters and prob.matvecs + (filt.degree + 1) * V.shape[1] > prob.budget:
             info.message = f"stopped at the matvec budget ({prob.budget})"
             break
-        a = _unwanted_lower(a, b, lowest)
-        ctx = FilterContext(op, prob.probe, a, b, lowest, ritz, res, info.outer_iters)
+        a = float(unwanted_lower(a, b, lowest))
+        ctx = FilterContext(op, prob.probe, a, b, lowest, ritz, res, info.outer_iters, k, block)
         V = _orthonormalise(filt(ctx).apply(op.matmat, V), locked, prob, gen)
         theta, V, AV = _rayleigh_ritz(V, op.matmat(V))
         r = prob.residuals(V, AV, theta)
@@ -426,10 +430,42 @@ def _lobpcg(prob: _Problem, block: int | None):
     return (*_verified(prob, theta[:k], X[:, :k]), info)
 
 
+DEFAULT_ENGINE = "eigfilter-d15"
+
+
+@dataclass
+class LearnedFilter:
+    """The filter of a trained ``eigfilter`` engine (:mod:`autospec.tasks.eigfilter`): the engine
+    reads every outer iteration's context and returns that iteration's polynomial; ChFSI's filter
+    replaces a non-finite one (counted in ``fallbacks``)."""
+
+    engine: object  # autospec.engines.LearnedEngine
+    degree: int
+    fallbacks: int = 0
+
+    def __call__(self, ctx: FilterContext) -> ChebyshevBasis:
+        from autospec.tasks.eigfilter import FilterInput  # the task module imports this one
+
+        poly, _ = self.engine.coefficients_from_probe(FilterInput.from_context(ctx))
+        if not bool(self.engine.task.safe(poly, None, None).all()):
+            self.fallbacks += 1
+            return chebyshev_filter(self.degree)(ctx)
+        like = {"dtype": ctx.op.dtype, "device": ctx.op.device}
+        return ChebyshevBasis(poly.c[0].to(**like), poly.a[0].to(**like), poly.b[0].to(**like))
+
+
 def _learned_filter(degree: int, engine) -> Filter:
-    """The filter of a trained ``eigfilter`` engine (none is shipped yet)."""
-    raise InputValueError("method='autospec' needs a trained eigfilter engine, and none is available yet; "
-                          "use method='chfsi' (Chebyshev filter) meanwhile")
+    """:class:`LearnedFilter` of ``engine`` (name, path or loaded engine; default the shipped one)."""
+    from autospec.engines import load  # engines → tasks → this module
+
+    learned = load(DEFAULT_ENGINE if engine is None else engine)
+    if learned.task.name != "eigfilter":
+        raise InputValueError(f"engine {learned.name!r} was trained for task {learned.task.name!r}, "
+                              "method='autospec' of eigsh needs an eigfilter engine")
+    if degree != learned.degree:
+        raise InputValueError(f"engine {learned.name!r} emits degree-{learned.degree} filters, got degree={degree}; "
+                              f"use degree={learned.degree} or train an engine for degree {degree}")
+    return LearnedFilter(learned, degree)
 
 
 FILTERS: dict[str, Callable[[int, object], Filter]] = {

@@ -11,9 +11,11 @@ families register here.
 from __future__ import annotations
 
 from autospec.errors import InputValueError
+from autospec.tasks.eigfilter import EigfilterTask
 from autospec.tasks.linsys import LinsysTask
+from autospec.tasks.matfun import MatfunTask
 
-TASKS = {"linsys": LinsysTask}
+TASKS = {"linsys": LinsysTask, "eigfilter": EigfilterTask, "matfun": MatfunTask}
 
 
 def build_task(spec: dict):
