@@ -8,8 +8,9 @@ size), in units that make it invariant to shifting and scaling ``A``: ``v_j = (�
 per Ritz value, ``δ = (a − a_L)/(b − a)``, ``(b − θ_top)/(b − a)`` and ``r_top/(b − θ_top)`` globally.
 
 Coefficients. The engine's global head moves the cut, ``a' = a + g_0(a − a_L)`` (``|g_0| <=
-cut_limit`` = 0.9; a minor knob — even the exact ``λ_{s+1}`` as the cut did not save matvecs in real
-runs, 1.06× ChFSI's median, because locking and re-probing already track it), and the upper end, ``b' = θ_top + (b − θ_top)e^{g_1}`` (``|g_1| < 5``): the safe Lanczos bound
+cut_limit``, default 0: off — even the exact ``λ_{s+1}`` as the cut did not save matvecs in real runs,
+1.06× ChFSI's median, because locking and re-probing already track it, and a learned cut produced
+outliers), and the upper end, ``b' = θ_top + (b − θ_top)e^{g_1}`` (``|g_1| < 5``): the safe Lanczos bound
 ``b = θ_top + β_m`` overshoots λmax by about a quarter of the spread on the training families, and
 with the exact λmax ChFSI needs about 0.9× the matvecs (measured), while the top Ritz pair's
 residual tells how far λmax can be above ``θ_top``. Its step heads add ``ε_j`` (``|ε_j| <= step_limit``, default 0: off) to ChFSI's coefficients on ``[a', b]``::
@@ -88,7 +89,7 @@ class EigfilterTask:
 
     name = "eigfilter"
 
-    def __init__(self, degree: int = 15, step_limit: float = 0.0, cut_limit: float = 0.9, max_k: int = 32,
+    def __init__(self, degree: int = 15, step_limit: float = 0.0, cut_limit: float = 0.0, max_k: int = 32,
                  tol: float = 1e-8, max_iters: int = 10_000, recurrence: str = "basis"):
         if recurrence != "basis":
             raise InputValueError(f"the eigfilter task uses the Chebyshev-basis form (recurrence=basis), got {recurrence!r}")
