@@ -14,6 +14,13 @@ a few per cent of random change wrecks it — hence ``|δ| <= step_limit`` (defa
 
 Zero corrections give exactly the Chebyshev preconditioner with ``ritz`` bounds.
 
+Global search (optional, ``shift_candidates``/``lower_candidates``): gradient descent from the
+Chebyshev start does not find far-away better intervals (leaving isolated small eigenvalues to CG
+wants ``a`` many times larger), so extra global outputs classify each probe into a candidate lower
+end — ``a·e^g`` or a fixed fraction ``f`` of the upper end (``0.1`` is PETSc's choice) — trained by
+cross-entropy against the candidate whose Chebyshev polynomial needs the fewest full PCG
+iterations; the shift and step corrections then refine it. Candidate 0 is ``g = 0`` (Chebyshev).
+
 Losses (on ``diag(λ/s)``, exact and cheap because ``p(X) r = p(λ) ⊙ r``):
 
 * ``minimax``: ``log smoothmax_i |1 − λ_i p(λ_i)|`` (log-sum-exp at temperature ``t``);
@@ -63,7 +70,7 @@ class LinsysTask:
     def __init__(self, degree: int = 10, recurrence: str = "three_term", loss: str = "pcg", pcg_steps: int = 300,
                  temperature: float = 30.0, positivity_weight: float = 10.0, grid_points: int = 256,
                  rtol: float = 1e-8, max_iters: int = 3000, step_limit: float = 0.02,
-                 shift_candidates: tuple[float, ...] = ()):
+                 shift_candidates: tuple[float, ...] = (), lower_candidates: tuple[float, ...] = ()):
         if recurrence not in RECURRENCES:
             raise InputValueError(f"unknown recurrence {recurrence!r}; choose one of {RECURRENCES}")
         if loss not in LOSSES:
@@ -75,16 +82,21 @@ class LinsysTask:
         self.positivity_weight, self.grid_points = float(positivity_weight), int(grid_points)
         self.rtol, self.max_iters = float(rtol), int(max_iters)
         self.step_limit = float(step_limit)
-        self.shift_candidates = tuple(float(g) for g in shift_candidates)
+        self.shift_candidates = tuple(float(g) for g in shift_candidates) or ((0.0,) if lower_candidates else ())
         if self.shift_candidates and self.shift_candidates[0] != 0:
             raise InputValueError("shift_candidates must start with 0 (an untrained engine picks the first: Chebyshev)")
+        self.lower_candidates = tuple(float(f) for f in lower_candidates)
+        if any(not 0 < f < 0.5 for f in self.lower_candidates):
+            raise InputValueError(f"lower_candidates are lower ends as fractions of the upper one, in (0, 0.5); "
+                                  f"got {list(self.lower_candidates)}")
 
     # -- coefficients -------------------------------------------------------------------------
     @property
     def layout(self) -> dict:
         """Engine output shape: global outputs, recurrence steps, outputs per step."""
         per_step = 2 if self.recurrence == "three_term" else 1
-        return {"global_outputs": 2 + len(self.shift_candidates), "steps": self.degree + 1, "per_step": per_step}
+        candidates = len(self.shift_candidates) + len(self.lower_candidates)
+        return {"global_outputs": 2 + candidates, "steps": self.degree + 1, "per_step": per_step}
 
     features = staticmethod(probe_features)  # engine input: the probe's Ritz pairs
 
@@ -102,9 +114,8 @@ class LinsysTask:
             glob, steps = (t.to(s.dtype) for t in corrections)
             b_s = b_s * _bounded(glob[..., 1], MAX_UPPER_SHIFT).exp()
             shift = _bounded(glob[..., 0], MAX_LOWER_SHIFT)
-            if self.shift_candidates:  # global search: the engine picks a candidate shift, then refines it
-                candidates = torch.tensor(self.shift_candidates, dtype=s.dtype, device=s.device)
-                shift = shift + candidates[glob[..., 2:].argmax(-1)]
+            if self.shift_candidates:  # global search: the engine picks a candidate lower end, then refines it
+                a_s = self.candidate_lowers(a_s).gather(-1, glob[..., 2:].argmax(-1, keepdim=True)).squeeze(-1)
             a_s = torch.minimum(a_s * shift.exp(), 0.5 * b_s)
             steps = _bounded(steps, self.step_limit)
         three = chebyshev_three_term(a_s, b_s, self.degree)
@@ -141,7 +152,8 @@ class LinsysTask:
         logs = {"task_loss": task.detach(), "positivity": penalty.detach(), "positive": positive.double().mean()}
         loss = task + self.positivity_weight * penalty
         if self.shift_candidates and corrections is not None:
-            choice = torch.nn.functional.cross_entropy(corrections[0][..., 2:].float(), self.best_shift(batch))
+            target = batch["best_candidate"] if "best_candidate" in batch else self.best_shift(batch)
+            choice = torch.nn.functional.cross_entropy(corrections[0][..., 2:].float(), target)
             logs["shift_choice"] = choice.detach()
             loss = loss + choice
         return loss, logs
@@ -152,19 +164,30 @@ class LinsysTask:
         digits = math.log(1 / self.rtol)
         return (torch.relu(hist.log() + digits) / digits).sum(-1)
 
+    def prepare(self, batch: dict, gen: torch.Generator) -> dict:
+        """With a global search, label each spectrum with its best candidate (in the data workers)."""
+        return {**batch, "best_candidate": self.best_shift(batch)} if self.shift_candidates else batch
+
+    def candidate_lowers(self, a_s: torch.Tensor) -> torch.Tensor:
+        """Candidate lower ends ``(..., C)`` in scaled units: ``a·e^g`` for the shifts g, then the
+        fixed fractions ``f`` of the upper end (``0.1`` ≈ PETSc's default interval)."""
+        shifts = torch.tensor(self.shift_candidates, dtype=a_s.dtype, device=a_s.device)
+        fixed = torch.tensor(self.lower_candidates, dtype=a_s.dtype, device=a_s.device)
+        return torch.cat([a_s.unsqueeze(-1) * shifts.exp(), fixed.expand(*a_s.shape, -1)], dim=-1)
+
     @torch.no_grad()
     def best_shift(self, batch: dict) -> torch.Tensor:
-        """Index of the candidate shift of the lower bound whose plain Chebyshev polynomial needs the
-        fewest (soft) PCG iterations: the target of the engine's global search."""
-        probe = batch["probe"]
-        a, s = ritz_interval(probe)
-        a_s, scores = (a / s).clamp_min(1e-12), []
+        """Index of the candidate lower end whose plain Chebyshev polynomial needs the fewest PCG
+        iterations to ``rtol`` (full counts, up to ``max_iters``; ties → the first): the target of
+        the engine's global search."""
+        a, s = ritz_interval(batch["probe"])
+        lowers = torch.minimum(self.candidate_lowers((a / s).clamp_min(1e-12)), torch.tensor(0.5))
         lam = batch["lam"] / s.unsqueeze(-1)
-        for g in self.shift_candidates:
-            poly = chebyshev_three_term(torch.minimum(a_s * math.exp(g), torch.full_like(a_s, 0.5)), torch.ones_like(s),
-                                        self.degree)
-            scores.append(self._soft_iterations(lam, evaluate(poly, lam), batch["weights"]))
-        return torch.stack(scores, -1).argmin(-1)
+        counts = []
+        for i in range(lowers.shape[-1]):
+            poly = chebyshev_three_term(lowers[..., i], torch.ones_like(s), self.degree)
+            counts.append(pcg_iterations(lam, evaluate(poly, lam), batch["weights"], self.rtol, self.max_iters))
+        return torch.stack(counts, -1).argmin(-1)
 
     # -- metrics ------------------------------------------------------------------------------
     def iterations(self, poly, scale: torch.Tensor, batch: dict) -> torch.Tensor:
