@@ -8,9 +8,10 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from autospec.evaluation import evaluate_config
+from autospec import eigen_evaluation, evaluation, matfun_evaluation
 
-TASKS = {"linsys": evaluate_config}
+TASKS = {"linsys": evaluation.evaluate_config, "eigfilter": eigen_evaluation.evaluate_config,
+         "matfun": matfun_evaluation.evaluate_config}
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")

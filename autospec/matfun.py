@@ -129,12 +129,12 @@ def _polar_kernel(kernel: Callable, default: int | None = None) -> Kernel:
     return run
 
 
-def _autospec_unavailable(function: str) -> Kernel:
-    def run(A, *, tol, max_iters, engine):
-        baselines = sorted(m for m in METHODS[function] if m != "autospec")
-        raise InputValueError(f"method='autospec' for {function} needs a trained matfun engine, and none is "
-                              f"registered yet (not implemented); use one of {baselines}, or plug an engine in "
-                              "with autospec.matfun.register")
+def _autospec(function: str) -> Kernel:
+    """The learned engine's method (:mod:`autospec.tasks.matfun`), imported on first use."""
+    def run(*args, **kwargs):
+        from autospec.tasks.matfun import AUTOSPEC_METHODS
+
+        return AUTOSPEC_METHODS[function](*args, **kwargs)
 
     return run
 
@@ -145,14 +145,14 @@ METHODS: dict[str, dict[str, Kernel]] = {
         "prism": _prism_pair("inv_sqrt"),
         "inverse_newton": _inverse_newton_inv_sqrt,
         "eigh": _exact(reference.inv_sqrt),
-        "autospec": _autospec_unavailable("inv_sqrt"),
+        "autospec": _autospec("inv_sqrt"),
     },
     "sqrt": {
         "newton_schulz": _newton_schulz_pair("sqrt"),
         "prism": _prism_pair("sqrt"),
         "inverse_newton": _inverse_newton_sqrt,
         "eigh": _exact(reference.sqrt),
-        "autospec": _autospec_unavailable("sqrt"),
+        "autospec": _autospec("sqrt"),
     },
     "polar": {
         "newton_schulz": _polar_kernel(newton_schulz_polar),
@@ -160,7 +160,7 @@ METHODS: dict[str, dict[str, Kernel]] = {
         "polar_express": _polar_kernel(polar_express),
         "prism": _polar_kernel(prism_polar),
         "eigh": _exact(reference.polar),
-        "autospec": _autospec_unavailable("polar"),
+        "autospec": _autospec("polar"),
     },
 }
 
@@ -338,12 +338,19 @@ def spectral_interval(probe: Probe) -> tuple[float, float]:
     the clip at ``θ_min/2`` keeps the interval positive when the bottom pair has not converged.
     Raises ``NotPositiveDefiniteError`` when ``θ_min ≤ 0`` (a Rayleigh quotient ≤ 0 proves A is not PD).
     """
-    theta_min, r_min, upper = float(probe.theta_min), float(probe.residuals[..., 0]), float(probe.upper)
+    theta_min = float(probe.theta_min)
     if not theta_min > 0:
         raise NotPositiveDefiniteError(f"matrix is not positive definite: Lanczos found a Rayleigh quotient "
                                        f"{theta_min:.3e} <= 0")
-    a = max(theta_min - r_min, theta_min / 2)
-    return a, max(upper, a * (1 + 1e-6))
+    a, b = probe_interval(probe)
+    return float(a), float(b)
+
+
+def probe_interval(probe: Probe) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`spectral_interval` as tensors, batched over the probe (no positivity check)."""
+    theta_min, r_min = probe.theta_min, probe.residuals[..., 0]
+    a = torch.maximum(theta_min - r_min, theta_min / 2)
+    return a, torch.maximum(probe.upper, a * (1 + 1e-6))
 
 
 def _chebyshev_polynomial(op, probe: Probe, f: str, degree: int, engine):
@@ -353,15 +360,9 @@ def _chebyshev_polynomial(op, probe: Probe, f: str, degree: int, engine):
     return ChebyshevBasis(poly.c.to(op.dtype), poly.a.to(op.dtype), poly.b.to(op.dtype)), (a, b)
 
 
-def _autospec_apply_unavailable(op, probe, f, degree, engine):
-    raise InputValueError("method='autospec' for apply needs a trained matfun engine, and none is registered yet "
-                          "(not implemented); use method='chebyshev', or plug an engine in with "
-                          "autospec.matfun.register('apply', 'autospec', ...)")
-
-
 APPLY_METHODS: dict[str, Callable] = {
     "chebyshev": _chebyshev_polynomial,
-    "autospec": _autospec_apply_unavailable,
+    "autospec": _autospec("apply"),
 }
 
 

@@ -12,7 +12,7 @@ import scipy.sparse.linalg as spla
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import open_dict
+from omegaconf import OmegaConf, open_dict
 
 import autospec
 from autospec import errors
@@ -22,6 +22,7 @@ from autospec.operators import Diagonal
 from autospec.probe import lanczos
 from autospec.recurrences import evaluate
 from autospec.system import AutospecSystem
+from autospec.tasks import TASKS, build_task
 from autospec.tasks.linsys import LinsysTask
 from autospec.training import train
 
@@ -45,7 +46,8 @@ def _cfg(tmp_path: Path, overrides=()):
 def test_every_experiment_composes(experiment):
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
         cfg = compose(config_name="train", overrides=[f"experiment={experiment}"])
-    assert cfg.task.name == "linsys" and cfg.trainer.max_steps > 0
+    assert cfg.task.name in TASKS and cfg.trainer.max_steps > 0
+    build_task(OmegaConf.to_container(cfg.task, resolve=True))  # every experiment's task is constructible
     assert cfg.data.probe_steps == "${probe.steps}" or cfg.data.probe_steps == cfg.probe.steps
 
 

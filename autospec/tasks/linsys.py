@@ -70,7 +70,8 @@ class LinsysTask:
     def __init__(self, degree: int = 10, recurrence: str = "three_term", loss: str = "pcg", pcg_steps: int = 300,
                  temperature: float = 30.0, positivity_weight: float = 10.0, grid_points: int = 256,
                  rtol: float = 1e-8, max_iters: int = 3000, step_limit: float = 0.02,
-                 shift_candidates: tuple[float, ...] = (), lower_candidates: tuple[float, ...] = ()):
+                 shift_candidates: tuple[float, ...] = (), lower_candidates: tuple[float, ...] = (),
+                 search_max_iters: int = 500):
         if recurrence not in RECURRENCES:
             raise InputValueError(f"unknown recurrence {recurrence!r}; choose one of {RECURRENCES}")
         if loss not in LOSSES:
@@ -86,6 +87,7 @@ class LinsysTask:
         if self.shift_candidates and self.shift_candidates[0] != 0:
             raise InputValueError("shift_candidates must start with 0 (an untrained engine picks the first: Chebyshev)")
         self.lower_candidates = tuple(float(f) for f in lower_candidates)
+        self.search_max_iters = int(search_max_iters)
         if any(not 0 < f < 0.5 for f in self.lower_candidates):
             raise InputValueError(f"lower_candidates are lower ends as fractions of the upper one, in (0, 0.5); "
                                   f"got {list(self.lower_candidates)}")
@@ -178,15 +180,15 @@ class LinsysTask:
     @torch.no_grad()
     def best_shift(self, batch: dict) -> torch.Tensor:
         """Index of the candidate lower end whose plain Chebyshev polynomial needs the fewest PCG
-        iterations to ``rtol`` (full counts, up to ``max_iters``; ties → the first): the target of
-        the engine's global search."""
+        iterations to ``rtol`` (full counts, up to ``search_max_iters``; ties → the first): the target
+        of the engine's global search."""
         a, s = ritz_interval(batch["probe"])
         lowers = torch.minimum(self.candidate_lowers((a / s).clamp_min(1e-12)), torch.tensor(0.5))
         lam = batch["lam"] / s.unsqueeze(-1)
         counts = []
         for i in range(lowers.shape[-1]):
             poly = chebyshev_three_term(lowers[..., i], torch.ones_like(s), self.degree)
-            counts.append(pcg_iterations(lam, evaluate(poly, lam), batch["weights"], self.rtol, self.max_iters))
+            counts.append(pcg_iterations(lam, evaluate(poly, lam), batch["weights"], self.rtol, self.search_max_iters))
         return torch.stack(counts, -1).argmin(-1)
 
     # -- metrics ------------------------------------------------------------------------------
