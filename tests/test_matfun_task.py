@@ -107,14 +107,15 @@ def test_bad_task_configuration():
 # --------------------------------------------------------------------------- shipped engines
 
 
-def test_shipped_action_engine_beats_chebyshev_on_held_out_spectra():
+@pytest.mark.parametrize("f", ["inv_sqrt", "sqrt", "inv"])
+def test_shipped_action_engine_beats_chebyshev_on_held_out_spectra(f):
     gen = torch.Generator().manual_seed(HELD_OUT)
     ratios = []
     for family in ("log_uniform", "clustered", "dense_near_min", "laplacian_2d", "isolated_small", "power_law"):
         lam = sample_spectrum(gen, family, 400, 10 ** (2 + 6 * float(torch.rand(1, generator=gen))))
         z = torch.randn(400, generator=gen, dtype=torch.float64).numpy()
-        _, base = matfun.apply(np.diag(lam.numpy()), z, f="inv_sqrt", method="chebyshev")
-        _, learned = matfun.apply(np.diag(lam.numpy()), z, f="inv_sqrt", method="autospec")
+        _, base = matfun.apply(np.diag(lam.numpy()), z, f=f, method="chebyshev")
+        _, learned = matfun.apply(np.diag(lam.numpy()), z, f=f, method="autospec")
         assert learned.converged and learned.matvecs == base.matvecs
         ratios.append(learned.rel_error / base.rel_error)
     assert math.exp(np.mean(np.log(ratios))) < 0.95, ratios
@@ -123,7 +124,9 @@ def test_shipped_action_engine_beats_chebyshev_on_held_out_spectra():
 def test_apply_autospec_engine_checks():
     A, z = _spd(np.linspace(0.1, 1, 30)), np.ones(30)
     y, info = matfun.apply(A, z, f="inv_sqrt", method="autospec", engine="matfun-inv_sqrt-d20")
-    assert info.rel_error < 1e-2 and info.method == "autospec" and y.shape == (30,)
+    _, chebyshev = matfun.apply(A, z, f="inv_sqrt", method="chebyshev")
+    # a well-conditioned matrix (κ = 10) where Chebyshev is already accurate: no accuracy lost
+    assert info.rel_error <= 2 * chebyshev.rel_error and info.method == "autospec" and y.shape == (30,)
     with pytest.raises(InputValueError, match="degree"):
         matfun.apply(A, z, f="inv_sqrt", degree=10, method="autospec")
     with pytest.raises(InputValueError, match="not the action form of 'sqrt'"):

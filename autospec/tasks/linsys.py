@@ -71,7 +71,7 @@ class LinsysTask:
                  temperature: float = 30.0, positivity_weight: float = 10.0, grid_points: int = 256,
                  rtol: float = 1e-8, max_iters: int = 3000, step_limit: float = 0.02,
                  shift_candidates: tuple[float, ...] = (), lower_candidates: tuple[float, ...] = (),
-                 search_max_iters: int = 500):
+                 search_max_iters: int = 500, search_weight: float = 1.0):
         if recurrence not in RECURRENCES:
             raise InputValueError(f"unknown recurrence {recurrence!r}; choose one of {RECURRENCES}")
         if loss not in LOSSES:
@@ -87,7 +87,7 @@ class LinsysTask:
         if self.shift_candidates and self.shift_candidates[0] != 0:
             raise InputValueError("shift_candidates must start with 0 (an untrained engine picks the first: Chebyshev)")
         self.lower_candidates = tuple(float(f) for f in lower_candidates)
-        self.search_max_iters = int(search_max_iters)
+        self.search_max_iters, self.search_weight = int(search_max_iters), float(search_weight)
         if any(not 0 < f < 0.5 for f in self.lower_candidates):
             raise InputValueError(f"lower_candidates are lower ends as fractions of the upper one, in (0, 0.5); "
                                   f"got {list(self.lower_candidates)}")
@@ -157,7 +157,7 @@ class LinsysTask:
             target = batch["best_candidate"] if "best_candidate" in batch else self.best_shift(batch)
             choice = torch.nn.functional.cross_entropy(corrections[0][..., 2:].float(), target)
             logs["shift_choice"] = choice.detach()
-            loss = loss + choice
+            loss = loss + self.search_weight * choice
         return loss, logs
 
     def _soft_iterations(self, lam: torch.Tensor, p: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
