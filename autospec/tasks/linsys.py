@@ -17,9 +17,10 @@ Zero corrections give exactly the Chebyshev preconditioner with ``ritz`` bounds.
 Global search (optional, ``shift_candidates``/``lower_candidates``): gradient descent from the
 Chebyshev start does not find far-away better intervals (leaving isolated small eigenvalues to CG
 wants ``a`` many times larger), so extra global outputs classify each probe into a candidate lower
-end — ``a·e^g`` or a fixed fraction ``f`` of the upper end (``0.1`` is PETSc's choice) — trained by
-cross-entropy against the candidate whose Chebyshev polynomial needs the fewest full PCG
-iterations; the shift and step corrections then refine it. Candidate 0 is ``g = 0`` (Chebyshev).
+end — ``a·e^g`` or a fixed fraction ``f`` of the upper end (``0.1`` is PETSc's choice) — trained to
+minimise the expected log-iteration regret ``Σ_c softmax_c · log(n_c) − min_c log(n_c)`` over the
+candidates' full PCG iteration counts ``n_c`` (a wrong bold choice costs what it really costs);
+the shift and step corrections then refine it. Candidate 0 is ``g = 0`` (Chebyshev).
 
 Losses (on ``diag(λ/s)``, exact and cheap because ``p(X) r = p(λ) ⊙ r``):
 
@@ -154,8 +155,10 @@ class LinsysTask:
         logs = {"task_loss": task.detach(), "positivity": penalty.detach(), "positive": positive.double().mean()}
         loss = task + self.positivity_weight * penalty
         if self.shift_candidates and corrections is not None:
-            target = batch["best_candidate"] if "best_candidate" in batch else self.best_shift(batch)
-            choice = torch.nn.functional.cross_entropy(corrections[0][..., 2:].float(), target)
+            counts = batch["candidate_iterations"] if "candidate_iterations" in batch else self.candidate_iterations(batch)
+            cost = counts.log()
+            chance = torch.softmax(corrections[0][..., 2:].to(cost.dtype), dim=-1)
+            choice = ((chance * cost).sum(-1) - cost.amin(-1)).mean()  # expected log-iteration regret
             logs["shift_choice"] = choice.detach()
             loss = loss + self.search_weight * choice
         return loss, logs
@@ -167,8 +170,8 @@ class LinsysTask:
         return (torch.relu(hist.log() + digits) / digits).sum(-1)
 
     def prepare(self, batch: dict, gen: torch.Generator) -> dict:
-        """With a global search, label each spectrum with its best candidate (in the data workers)."""
-        return {**batch, "best_candidate": self.best_shift(batch)} if self.shift_candidates else batch
+        """With a global search, count every candidate's PCG iterations (in the data workers)."""
+        return {**batch, "candidate_iterations": self.candidate_iterations(batch)} if self.shift_candidates else batch
 
     def candidate_lowers(self, a_s: torch.Tensor) -> torch.Tensor:
         """Candidate lower ends ``(..., C)`` in scaled units: ``a·e^g`` for the shifts g, then the
@@ -177,11 +180,15 @@ class LinsysTask:
         fixed = torch.tensor(self.lower_candidates, dtype=a_s.dtype, device=a_s.device)
         return torch.cat([a_s.unsqueeze(-1) * shifts.exp(), fixed.expand(*a_s.shape, -1)], dim=-1)
 
-    @torch.no_grad()
     def best_shift(self, batch: dict) -> torch.Tensor:
-        """Index of the candidate lower end whose plain Chebyshev polynomial needs the fewest PCG
-        iterations to ``rtol`` (full counts, up to ``search_max_iters``; ties → the first): the target
-        of the engine's global search."""
+        """Index of the candidate with the fewest PCG iterations (ties → the first)."""
+        return self.candidate_iterations(batch).argmin(-1)
+
+    @torch.no_grad()
+    def candidate_iterations(self, batch: dict) -> torch.Tensor:
+        """``(B, C)`` PCG iterations to ``rtol`` of each candidate's plain Chebyshev polynomial,
+        counted up to ``search_max_iters`` (never converged there: 4× that, so a risky candidate
+        costs more than a cautious one)."""
         a, s = ritz_interval(batch["probe"])
         lowers = torch.minimum(self.candidate_lowers((a / s).clamp_min(1e-12)), torch.tensor(0.5))
         lam = batch["lam"] / s.unsqueeze(-1)
@@ -189,7 +196,8 @@ class LinsysTask:
         for i in range(lowers.shape[-1]):
             poly = chebyshev_three_term(lowers[..., i], torch.ones_like(s), self.degree)
             counts.append(pcg_iterations(lam, evaluate(poly, lam), batch["weights"], self.rtol, self.search_max_iters))
-        return torch.stack(counts, -1).argmin(-1)
+        counts = torch.stack(counts, -1).double()
+        return torch.where(counts > self.search_max_iters, 4.0 * self.search_max_iters, counts)
 
     # -- metrics ------------------------------------------------------------------------------
     def iterations(self, poly, scale: torch.Tensor, batch: dict) -> torch.Tensor:
