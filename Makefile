@@ -31,6 +31,10 @@ evaluate: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_linsys.py
 	$(PY) benchmarks/bench_engine.py
+	$(PY) benchmarks/bench_scipy_cg.py
+	$(PY) benchmarks/bench_eigfilter_engine.py
+	$(PY) benchmarks/bench_matfun_engine.py
+	$(PY) benchmarks/bench_matfun.py
 	$(PY) benchmarks/bench_evaluate.py
 	$(PY) benchmarks/bench_eigen.py
 	$(PY) benchmarks/bench_matfun_kernels.py
