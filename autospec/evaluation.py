@@ -23,12 +23,14 @@ from __future__ import annotations
 import csv
 import math
 import re
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
+import scipy.sparse.linalg as spla
 import torch
 from tqdm.auto import tqdm
 
@@ -188,7 +190,7 @@ def _prepare(A, b: np.ndarray, scaling: str, spectrum_max_n: int, seed: int) -> 
 
 def _planned(n: int | None, probes: Sequence[int], oracle_max_n: int, degree: int) -> list[tuple[str, int, int, str]]:
     """``(method, degree, probe_steps, bounds)`` of every row of one (matrix, scaling)."""
-    plan = [("cg", 0, 0, "")]
+    plan = [("cg", 0, 0, ""), ("scipy_cg", 0, 0, "")]
     for m in probes:
         plan += [("chebyshev", degree, m, b) for b in CHEBYSHEV_BOUNDS] + [("autospec", degree, m, "learned")]
     if n is not None and n <= oracle_max_n:
@@ -216,6 +218,20 @@ def _learned_polynomial(engine: LearnedPolynomial, op: Operator, probe_steps: in
     return lambda lam: M.polynomial(lam).numpy()
 
 
+def _run_scipy_cg(row: Row, problem: _Problem, cfg: dict) -> None:
+    """``scipy.sparse.linalg.cg`` on the same system, the reference for wall time (Jacobi scaling as
+    its preconditioner ``M = D²``, which gives the iterates of CG on ``D A D``)."""
+    M = None if problem.d is None else sp.diags(problem.d**2)
+    count = [0]
+    start = time.perf_counter()
+    x, code = spla.cg(problem.A, problem.b, rtol=cfg["rtol"], maxiter=cfg["maxiter"], M=M,
+                      callback=lambda _: count.__setitem__(0, count[0] + 1))
+    row.seconds = time.perf_counter() - start
+    row.outer_iters = row.matvecs = count[0]
+    row.rel_residual = float(np.linalg.norm(problem.b - problem.A @ x) / np.linalg.norm(problem.b))
+    row.converged = code == 0
+
+
 def _run_oracle(problem: _Problem, cfg: dict) -> tuple[SolveInfo, MinimaxPolynomial]:
     """The oracle's chosen PCG run on the scaled system; the residual is the original system's."""
     b_s = problem.b if problem.d is None else problem.d * problem.b
@@ -240,6 +256,9 @@ def _evaluate_case(name: str, problem: _Problem, scaling: str, plan, engine, eng
             row.error = engine_error
             continue
         try:
+            if method == "scipy_cg":
+                _run_scipy_cg(row, problem, cfg)
+                continue
             if method == "oracle":
                 info, poly = _run_oracle(problem, cfg)
                 row.bounds = f"exact-k{poly.k}"
@@ -376,6 +395,7 @@ def summarize(rows: Sequence[Row]) -> list[dict]:
     * ``le_chebyshev``: fraction of cases with autospec <= best Chebyshev;
     * ``vs_oracle``: median of ``autospec / oracle``;
     * ``overhead_autospec``, ``overhead_chebyshev``: median matvec overhead ``outer·(d+1)/cg``;
+    * ``time_vs_scipy``: median wall time of autospec over SciPy's CG (both converged);
     * ``fallbacks``: autospec runs where the safeguard used Chebyshev.
     """
     table: dict[tuple[str, str], dict[str, Row]] = {}
@@ -386,7 +406,7 @@ def summarize(rows: Sequence[Row]) -> list[dict]:
     out = []
     for scaling in [*scalings, "all"] if len(scalings) > 1 else scalings:
         for m in probes:
-            ratios, wins, vs_oracle, over_a, over_c, fallbacks = [], [], [], [], [], 0
+            ratios, wins, vs_oracle, over_a, over_c, times, fallbacks = [], [], [], [], [], [], 0
             for (_, s), cells in table.items():
                 auto = cells.get(f"autospec@{m}")
                 if scaling not in ("all", s) or auto is None or auto.error:
@@ -400,6 +420,9 @@ def summarize(rows: Sequence[Row]) -> list[dict]:
                 oracle = cells.get("oracle")
                 if oracle is not None and not oracle.error and math.isfinite(oracle.iterations):
                     vs_oracle.append(auto.iterations / oracle.iterations)
+                reference = cells.get("scipy_cg")
+                if reference is not None and reference.converged and auto.converged and reference.seconds:
+                    times.append(auto.seconds / reference.seconds)
                 cg = cells.get("cg")
                 if cg is not None and math.isfinite(cg.iterations) and cg.outer_iters > 0:
                     if math.isfinite(auto.iterations):
@@ -409,7 +432,7 @@ def summarize(rows: Sequence[Row]) -> list[dict]:
             out.append({"scaling": scaling, "probe_steps": m, "cases": len(ratios), "vs_chebyshev": _median(ratios),
                         "le_chebyshev": float(np.mean(wins)) if wins else math.nan, "vs_oracle": _median(vs_oracle),
                         "overhead_autospec": _median(over_a), "overhead_chebyshev": _median(over_c),
-                        "fallbacks": fallbacks})
+                        "time_vs_scipy": _median(times), "fallbacks": fallbacks})
     return out
 
 
@@ -417,7 +440,8 @@ SUMMARY_COLUMNS = {
     "scaling": "scaling", "probe_steps": "probe", "cases": "cases",
     "vs_chebyshev": "median autospec / best Chebyshev", "le_chebyshev": "autospec <= best Chebyshev",
     "vs_oracle": "median autospec / oracle", "overhead_autospec": "matvec overhead autospec",
-    "overhead_chebyshev": "matvec overhead best Chebyshev", "fallbacks": "safeguard fallbacks",
+    "overhead_chebyshev": "matvec overhead best Chebyshev", "time_vs_scipy": "median wall autospec / SciPy CG",
+    "fallbacks": "safeguard fallbacks",
 }
 
 
