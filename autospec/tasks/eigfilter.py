@@ -7,21 +7,23 @@ current Ritz values and residuals, the unwanted interval ``[a, b]``, the smalles
 size), in units that make it invariant to shifting and scaling ``A``: ``v_j = (θ_j − a_L)/(a − a_L)``
 per Ritz value, ``δ = (a − a_L)/(b − a)``, ``(b − θ_top)/(b − a)`` and ``r_top/(b − θ_top)`` globally.
 
-Coefficients. The engine's global head moves the cut, ``a' = a + g_0(a − a_L)`` (``|g_0| <=
-cut_limit``, default 0: off — even the exact ``λ_{s+1}`` as the cut did not save matvecs in real runs,
-1.06× ChFSI's median, because locking and re-probing already track it, and a learned cut produced
-outliers), and the upper end, ``b' = θ_top + (b − θ_top)e^{g_1}`` (``|g_1| < 5``): the safe Lanczos bound
-``b = θ_top + β_m`` overshoots λmax by about a quarter of the spread on the training families, and
-with the exact λmax ChFSI needs about 0.9× the matvecs (measured), while the top Ritz pair's
-residual tells how far λmax can be above ``θ_top``. Its step heads add ``ε_j`` (``|ε_j| <= step_limit``, default 0: off) to ChFSI's coefficients on ``[a', b]``::
+Coefficients. Three knobs on ChFSI's filter, each bounded by ``m·tanh(·/m)``::
 
-    p(λ) = Σ_j (e_m + ε)_j T_j(ℓ'(λ)) / Σ_j (e_m + ε)_j T_j(ℓ'(a_L)),   ℓ'(λ) = (2λ − a' − b)/(b − a')
+    p(λ) = Σ_j (e_m + ε)_j T_j(ℓ'(λ)) / Σ_j (e_m + ε)_j T_j(ℓ'(a_L)),   ℓ'(λ) = (2λ − a' − b')/(b' − a')
 
-so zero corrections are ChFSI's ``T_m(ℓ(λ))/T_m(ℓ(a_L))`` and ``p(a_L) = 1`` always. The cut is the
-knob that matters: for the rate below the best degree-m filter is Chebyshev on ``[λ_{s+1}, b]``
-(minimax), so only ``a`` is learned by default. Coefficient corrections are fragile — when
-``T_m(ℓ(λ_k))`` is barely above 1 (slow problems), ``|ε| = 0.02`` already lifts the unwanted
-interval above the wanted end and stops convergence (measured: 16 → 10⁴ iterations).
+* the upper end ``b' = θ_top + (b − θ_top)e^{g_1}`` (``|g_1| < 5``) — the knob that pays: the safe
+  Lanczos bound ``b = θ_top + β_m`` overshoots λmax by about a quarter of the spread on the training
+  families, with the exact λmax ChFSI needs about 0.9× the matvecs (measured), and the top Ritz
+  pair's residual tells how far λmax can be above ``θ_top``;
+* the cut ``a' = a + g_0(a − a_L)`` (``|g_0| <= cut_limit``, default 0: off). For the rate below the
+  best degree-m filter is Chebyshev on ``[λ_{s+1}, b]``, but even the exact ``λ_{s+1}`` as the cut
+  did not save matvecs in real runs (1.06× ChFSI's median: locking and re-probing already track
+  it), and a learned cut produced outliers;
+* coefficient corrections ``ε_j`` (``|ε_j| <= step_limit``, default 0: off). They are fragile: when
+  ``T_m(ℓ(λ_k))`` is barely above 1 (slow problems), ``|ε| = 0.02`` already lifts the unwanted
+  interval above the wanted end and stops convergence (measured: 16 → 10⁴ iterations).
+
+Zero corrections are ChFSI's ``T_m(ℓ(λ))/T_m(ℓ(a_L))``, and ``p(a_L) = 1`` always.
 
 Loss (exact on ``diag(λ)``): with block size ``s`` subspace iteration on ``p(A)`` converges for the
 slowest wanted pair at the rate ``ρ = |p|_(s+1) / min_{i<=k} |p(λ_i)|`` (``|p|_(s+1)``: the
