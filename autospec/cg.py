@@ -175,8 +175,8 @@ def _as_preconditioner(M, op: Operator) -> Apply | None:
     return Mop.matmat
 
 
-def scipy_cg_iterations(A, b, rtol: float, maxiter: int) -> tuple[int, np.ndarray]:
-    """Reference: SciPy's ``cg`` iteration count and solution (for tests and benchmarks)."""
+def scipy_cg_iterations(A, b, rtol: float, maxiter: int, M=None) -> tuple[int, np.ndarray, bool]:
+    """Reference: SciPy's ``cg`` iteration count (by callback), solution and its converged flag."""
     import scipy.sparse.linalg as spla
 
     count = [0]
@@ -184,5 +184,5 @@ def scipy_cg_iterations(A, b, rtol: float, maxiter: int) -> tuple[int, np.ndarra
     def cb(_):
         count[0] += 1
 
-    x, _ = spla.cg(A, b, rtol=rtol, maxiter=maxiter, callback=cb)
-    return count[0], x
+    x, code = spla.cg(A, b, rtol=rtol, maxiter=maxiter, M=M, callback=cb)
+    return count[0], x, code == 0

@@ -22,7 +22,6 @@ case, so an interrupted run keeps its partial results.
 
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -46,8 +45,9 @@ from autospec.eigen import (
     filtered_subspace_iteration,
 )
 from autospec.errors import InputValueError
-from autospec.evaluation import Source, _describe, _median, _safe, _save, matrix_sources
+from autospec.evaluation import Source, matrix_sources
 from autospec.operators import as_operator
+from autospec.reporting import Evaluation, check_settings, describe, median, safe_filename, save_figure, write_rows
 
 CSV_COLUMNS = ("matrix", "n", "nnz", "method", "k", "degree", "outer_iters", "matvecs", "seconds", "max_residual",
                "converged", "eig_error", "kappa", "definite", "stop", "error")
@@ -82,10 +82,6 @@ class Row:
 
     def correct(self, tol: float) -> bool:
         return self.converged and self.eig_error is not None and self.eig_error <= CORRECT_FACTOR * tol
-
-
-def _csv_value(v):
-    return "" if v is None else f"{v:.6g}" if isinstance(v, float) else v
 
 
 @dataclass
@@ -130,17 +126,6 @@ class Case:
 
 
 @dataclass
-class Evaluation:
-    """What :func:`evaluate_eigen` measured and wrote."""
-
-    rows: list[Row]
-    summary: dict
-    csv: Path
-    markdown: Path
-    plots: list[Path]
-
-
-@dataclass
 class _Settings:
     methods: list[str]
     which: str
@@ -171,7 +156,7 @@ def _run(A: sp.csr_matrix, k: int, method: str, s: _Settings, ref: Reference | N
         vals, _, info = eigsh(A, k=k, which=s.which, method=method, tol=s.tol, degree=s.degree, engine=s.engine,
                               seed=s.seed, max_matvecs=s.budget(A.shape[0]), probe_steps=s.probe_steps)
     except Exception as err:  # a failed run is a row that says why; the evaluation goes on
-        row.error = _describe(err)
+        row.error = describe(err)
         return
     row.degree, row.outer_iters, row.matvecs, row.seconds = info.degree, info.outer_iters, info.matvecs, info.seconds
     row.max_residual, row.converged, row.stop = info.max_residual, bool(info.converged), _stop(info)
@@ -231,7 +216,7 @@ def filter_curves(A, k: int, s: _Settings, ref: Reference | None, case: Case) ->
         try:
             case.filters[label] = _polynomial_values(filt(ctx), case.points)
         except Exception as err:
-            tqdm.write(f"warning: filter {label} of {case.matrix} failed: {_describe(err)}")
+            tqdm.write(f"warning: filter {label} of {case.matrix} failed: {describe(err)}")
 
 
 def _check_symmetric(A) -> sp.csr_matrix:
@@ -326,17 +311,17 @@ def _load(source: Source, max_n: int | None, exact_max_n: int) -> tuple[sp.csr_m
     try:
         A = source.load()
     except Exception as err:
-        return None, None, _describe(err)
+        return None, None, describe(err)
     try:
         A = _check_symmetric(A)
     except Exception as err:  # rectangular, complex, nonsymmetric: skipped, the rows say why
-        return A, None, f"skipped: {_describe(err)}"
+        return A, None, f"skipped: {describe(err)}"
     if max_n is not None and A.shape[0] > max_n:
         return A, None, f"skipped: n = {A.shape[0]} > max_n = {max_n}"
     try:
         return A, Reference.of(A) if A.shape[0] <= exact_max_n else None, ""
     except Exception as err:
-        return A, None, _describe(err)
+        return A, None, describe(err)
 
 
 def _evaluate_case(name: str, A, ref: Reference | None, why: str, k: int, methods: Sequence[str],
@@ -362,7 +347,7 @@ def _plots(A, k: int, s: _Settings, ref: Reference | None, case: Case, out: Path
             filter_curves(A, k, s, ref, case)
         return plot_case(case, out)
     except Exception as err:  # a plot is not worth losing the run for
-        tqdm.write(f"warning: plots of {case.matrix} (k={k}) failed: {_describe(err)}")
+        tqdm.write(f"warning: plots of {case.matrix} (k={k}) failed: {describe(err)}")
         return []
 
 
@@ -370,11 +355,7 @@ def _plots(A, k: int, s: _Settings, ref: Reference | None, case: Case, out: Path
 
 def write_csv(rows: Iterable[Row], path: str | Path) -> Path:
     """``results.csv`` with :data:`CSV_COLUMNS` in that order."""
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(CSV_COLUMNS)
-        writer.writerows([_csv_value(getattr(r, c)) for c in CSV_COLUMNS] for r in rows)
-    return Path(path)
+    return write_rows(rows, CSV_COLUMNS, path)
 
 
 def summarize(rows: Sequence[Row], tol: float, reference: str = REFERENCE) -> dict:
@@ -397,7 +378,7 @@ def summarize(rows: Sequence[Row], tol: float, reference: str = REFERENCE) -> di
             if method != reference:
                 pairs = [(r, cells.get((r.matrix, r.k, reference))) for r in selected]
                 values = [r.matvecs / c.matvecs for r, c in pairs if r.converged and c is not None and c.converged]
-                ratios.append({"k": k, "method": method, "cases": len(values), "median": _median(values),
+                ratios.append({"k": k, "method": method, "cases": len(values), "median": median(values),
                                "worse": float(np.mean([v > RATIO_SLACK for v in values])) if values else math.nan})
             graded = [r for r in selected if r.kappa is not None and r.kappa <= KAPPA_MAX]
             correct = sum(r.correct(tol) for r in graded)
@@ -488,7 +469,7 @@ def plot_case(case: Case, out: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     written = []
-    stem = f"{_safe(case.matrix)}-k{case.k}"
+    stem = f"{safe_filename(case.matrix)}-k{case.k}"
     if case.histories:
         fig, ax = plt.subplots(figsize=(7, 4.5))
         fig.subplots_adjust(left=0.12, right=0.97, bottom=0.12, top=0.92)
@@ -500,7 +481,7 @@ def plot_case(case: Case, out: Path) -> list[Path]:
         ax.set(xlabel="matvecs (probe included)", ylabel="max_j ‖Av_j − θ_j v_j‖ / ‖A‖_est",
                title=f"{case.matrix}: {case.k} lowest eigenpairs")
         ax.legend(fontsize=8)
-        written.append(_save(fig, out / f"{stem}-residuals.png"))
+        written.append(save_figure(fig, out / f"{stem}-residuals.png"))
     if case.filters and case.points is not None:
         fig, ax = plt.subplots(figsize=(7, 4.5))
         fig.subplots_adjust(left=0.12, right=0.97, bottom=0.12, top=0.92)
@@ -518,7 +499,7 @@ def plot_case(case: Case, out: Path) -> list[Path]:
         where = "exact eigenvalues" if case.exact else "probe Ritz values"
         ax.set(xlabel=f"λ ({where})", ylabel="|p(λ)|", title=f"{case.matrix}: first filter, k = {case.k}")
         ax.legend(fontsize=8)
-        written.append(_save(fig, out / f"{stem}-filter.png"))
+        written.append(save_figure(fig, out / f"{stem}-filter.png"))
     return written
 
 
@@ -541,10 +522,7 @@ SETTINGS = tuple(f.name for f in fields(_Settings)) + ("matrix_dir", "files", "s
 
 def evaluate_config(cfg: Mapping) -> Evaluation:
     """Run :func:`evaluate_eigen` from the ``eval`` block (``conf/eval/eigfilter.yaml``); print the summary."""
-    unknown = set(cfg) - {"output_dir", *SETTINGS}
-    if unknown:
-        raise InputValueError(f"unknown eval settings {sorted(unknown)} for task=eigfilter; "
-                              f"known: output_dir, {', '.join(SETTINGS)}")
+    check_settings("eval", cfg, ("output_dir", *SETTINGS))
     result = evaluate_eigen(cfg["output_dir"], **{k: cfg[k] for k in SETTINGS if k in cfg})
     print_summary(result)
     return result

@@ -17,7 +17,7 @@ import torch
 
 from autospec.artifact import read_artifact, write_artifact
 from autospec.engine import Engine
-from autospec.errors import ArtifactError, InputValueError
+from autospec.errors import ArtifactError
 from autospec.operators import Diagonal, Operator, as_operator
 from autospec.preconditioners import PolynomialPreconditioner, chebyshev_preconditioner, polynomial_is_safe
 from autospec.probe import Probe, lanczos

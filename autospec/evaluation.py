@@ -20,9 +20,7 @@ rewritten after every matrix, so an interrupted run keeps its partial results.
 
 from __future__ import annotations
 
-import csv
 import math
-import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,11 +28,10 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
-import scipy.sparse.linalg as spla
 import torch
 from tqdm.auto import tqdm
 
-from autospec.cg import SolveInfo
+from autospec.cg import SolveInfo, scipy_cg_iterations
 from autospec.download import PAPER_MATRICES, fetch_suite
 from autospec.engines import LearnedPolynomial, load
 from autospec.errors import InputValueError
@@ -49,6 +46,7 @@ from autospec.oracle import (
     spectrum,
 )
 from autospec.probe import lanczos
+from autospec.reporting import Evaluation, check_settings, describe, median, safe_filename, save_figure, write_rows
 from autospec.recurrences import chebyshev_three_term, evaluate
 from autospec.solve import DEFAULT_ENGINE, jacobi_scaling, solve
 
@@ -93,15 +91,6 @@ class Row:
             return math.nan
         return float(self.outer_iters) if self.converged else math.inf
 
-    def csv_values(self) -> list:
-        def fmt(v):
-            if v is None:
-                return ""
-            if isinstance(v, float):
-                return f"{v:.6g}"
-            return v
-
-        return [fmt(getattr(self, c)) for c in CSV_COLUMNS]
 
 
 @dataclass
@@ -125,17 +114,6 @@ class Case:
     interval: tuple[float, float] | None = None  # plot range when the spectrum is unknown
 
 
-@dataclass
-class Evaluation:
-    """What :func:`evaluate_linsys` measured and wrote."""
-
-    rows: list[Row]
-    summary: list[dict]
-    csv: Path
-    markdown: Path
-    plots: list[Path]
-
-
 # -- matrices -------------------------------------------------------------------------------------
 
 def matrix_sources(matrix_dir: str | Path | None = None, files: Iterable[str | Path] = (), suite=None,
@@ -149,13 +127,9 @@ def matrix_sources(matrix_dir: str | Path | None = None, files: Iterable[str | P
         names = list(PAPER_MATRICES) if suite == "paper" else [suite] if isinstance(suite, str) else list(suite)
         fetched, failed = fetch_suite(names, progress=progress)
         sources += [Source(matrix_name(p), lambda p=p: load_matrix(p).matrix) for p in fetched]
-        sources += [Source(name.split("/")[-1], error=_describe(err)) for name, err in failed.items()]
+        sources += [Source(name.split("/")[-1], error=describe(err)) for name, err in failed.items()]
     sources += [Source(name, lambda name=name: make_problem(name)[1]) for name in gallery or ()]
     return sources
-
-
-def _describe(err: BaseException) -> str:
-    return f"{type(err).__name__}: {err}".replace("\n", " ")
 
 
 # -- one (matrix, scaling) ----------------------------------------------------------------------------
@@ -222,14 +196,11 @@ def _run_scipy_cg(row: Row, problem: _Problem, cfg: dict) -> None:
     """``scipy.sparse.linalg.cg`` on the same system, the reference for wall time (Jacobi scaling as
     its preconditioner ``M = D²``, which gives the iterates of CG on ``D A D``)."""
     M = None if problem.d is None else sp.diags(problem.d**2)
-    count = [0]
     start = time.perf_counter()
-    x, code = spla.cg(problem.A, problem.b, rtol=cfg["rtol"], maxiter=cfg["maxiter"], M=M,
-                      callback=lambda _: count.__setitem__(0, count[0] + 1))
+    row.outer_iters, x, row.converged = scipy_cg_iterations(problem.A, problem.b, cfg["rtol"], cfg["maxiter"], M)
     row.seconds = time.perf_counter() - start
-    row.outer_iters = row.matvecs = count[0]
+    row.matvecs = row.outer_iters
     row.rel_residual = float(np.linalg.norm(problem.b - problem.A @ x) / np.linalg.norm(problem.b))
-    row.converged = code == 0
 
 
 def _run_oracle(problem: _Problem, cfg: dict) -> tuple[SolveInfo, MinimaxPolynomial]:
@@ -276,7 +247,7 @@ def _evaluate_case(name: str, problem: _Problem, scaling: str, plan, engine, eng
                     if want_polynomials:
                         poly = _learned_polynomial(engine, problem.operator(cfg["seed"]), probe_steps, cfg["seed"])
         except Exception as err:  # a failed run is a row that says why; the evaluation goes on
-            row.error = _describe(err)
+            row.error = describe(err)
             continue
         row.outer_iters, row.matvecs, row.seconds = info.outer_iters, info.matvecs, info.seconds
         row.rel_residual, row.converged = info.rel_residual, bool(info.converged)
@@ -324,7 +295,7 @@ def evaluate_linsys(
     try:
         engine_obj, engine_error = load(engine), ""
     except Exception as err:
-        engine_obj, engine_error = None, f"engine {str(engine)!r} could not be loaded: {_describe(err)}"
+        engine_obj, engine_error = None, f"engine {str(engine)!r} could not be loaded: {describe(err)}"
     engine_name = engine_obj.name if engine_obj is not None else str(engine)
     meta = {"engine": engine_name, "degree": cfg["degree"], "rtol": cfg["rtol"], "maxiter": cfg["maxiter"],
             "seed": cfg["seed"], "engine_error": engine_error}
@@ -340,7 +311,7 @@ def evaluate_linsys(
             try:
                 matrix = source.load()
             except Exception as exc:
-                err = _describe(exc)
+                err = describe(exc)
         n = None if matrix is None else matrix.shape[0]
         plan = _planned(n, probes, oracle_max_n, cfg["degree"])
         b = None if matrix is None else np.random.default_rng(cfg["seed"]).standard_normal(n)
@@ -350,7 +321,7 @@ def evaluate_linsys(
                 try:
                     problem = _prepare(matrix, b, scaling, oracle_max_n, cfg["seed"])
                 except Exception as exc:  # not symmetric, not positive definite, ...: every row says so
-                    why = _describe(exc)
+                    why = describe(exc)
             if problem is None:
                 rows += _failed(source.name, matrix, scaling, plan, why)
                 continue
@@ -360,7 +331,7 @@ def evaluate_linsys(
                 try:
                     pictures += plot_case(case, out)
                 except Exception as exc:  # a plot is not worth losing the run for
-                    tqdm.write(f"warning: plots of {source.name} ({scaling}) failed: {_describe(exc)}")
+                    tqdm.write(f"warning: plots of {source.name} ({scaling}) failed: {describe(exc)}")
         summary = summarize(rows)
         write_csv(rows, csv_path)
         write_markdown(rows, summary, md_path, meta)
@@ -376,15 +347,7 @@ def _failed(name: str, matrix, scaling: str, plan, error: str) -> list[Row]:
 
 def write_csv(rows: Iterable[Row], path: str | Path) -> Path:
     """``results.csv`` with :data:`CSV_COLUMNS` in that order."""
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(CSV_COLUMNS)
-        writer.writerows(r.csv_values() for r in rows)
-    return Path(path)
-
-
-def _median(values: list[float]) -> float:
-    return float(np.median(values)) if values else math.nan
+    return write_rows(rows, CSV_COLUMNS, path)
 
 
 def summarize(rows: Sequence[Row]) -> list[dict]:
@@ -429,10 +392,10 @@ def summarize(rows: Sequence[Row]) -> list[dict]:
                         over_a.append(auto.outer_iters * (auto.degree + 1) / cg.outer_iters)
                     if best is not None and math.isfinite(best.iterations):
                         over_c.append(best.outer_iters * (best.degree + 1) / cg.outer_iters)
-            out.append({"scaling": scaling, "probe_steps": m, "cases": len(ratios), "vs_chebyshev": _median(ratios),
-                        "le_chebyshev": float(np.mean(wins)) if wins else math.nan, "vs_oracle": _median(vs_oracle),
-                        "overhead_autospec": _median(over_a), "overhead_chebyshev": _median(over_c),
-                        "time_vs_scipy": _median(times), "fallbacks": fallbacks})
+            out.append({"scaling": scaling, "probe_steps": m, "cases": len(ratios), "vs_chebyshev": median(ratios),
+                        "le_chebyshev": float(np.mean(wins)) if wins else math.nan, "vs_oracle": median(vs_oracle),
+                        "overhead_autospec": median(over_a), "overhead_chebyshev": median(over_c),
+                        "time_vs_scipy": median(times), "fallbacks": fallbacks})
     return out
 
 
@@ -504,10 +467,6 @@ def write_markdown(rows: Sequence[Row], summary: Sequence[dict], path: str | Pat
 
 # -- plots --------------------------------------------------------------------------------------------
 
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
-
-
 def plot_case(case: Case, out: Path) -> list[Path]:
     """``<matrix>-<scaling>-residuals.png`` (all methods, against outer iterations and matvecs) and
     ``<matrix>-<scaling>-polynomial.png`` (``|1 − λ p(λ)|`` on the spectrum, or on a grid of the
@@ -518,7 +477,7 @@ def plot_case(case: Case, out: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     written = []
-    stem = f"{_safe(case.matrix)}-{case.scaling}"
+    stem = f"{safe_filename(case.matrix)}-{case.scaling}"
     probes = sorted({label.partition("@")[2] for label in case.histories} - {""}, key=int)
     if case.histories:
         fig, (ax_it, ax_mv) = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
@@ -530,7 +489,7 @@ def plot_case(case: Case, out: Path) -> list[Path]:
         ax_it.set(xlabel="outer iterations", ylabel="‖r‖ / ‖b‖", title=f"{case.matrix} (scaling: {case.scaling})")
         ax_mv.set(xlabel="matvecs (probe included)")
         ax_mv.legend(fontsize=7, loc="upper right")
-        written.append(_save(fig, out / f"{stem}-residuals.png"))
+        written.append(save_figure(fig, out / f"{stem}-residuals.png"))
     lam = case.eigenvalues
     if lam is None and case.interval is not None:
         a, b = case.interval
@@ -545,7 +504,7 @@ def plot_case(case: Case, out: Path) -> list[Path]:
         ax.set(xlabel=f"λ ({where})", ylabel="|1 − λ p(λ)|", title=f"{case.matrix} (scaling: {case.scaling})")
         ax.axhline(1.0, color="grey", lw=0.5)
         ax.legend(fontsize=7)
-        written.append(_save(fig, out / f"{stem}-polynomial.png"))
+        written.append(save_figure(fig, out / f"{stem}-polynomial.png"))
     return written
 
 
@@ -556,14 +515,6 @@ def _style(label: str, probes: list[str]) -> dict:
     base, _, probe = label.partition("@")
     styles = ("-", "--", ":", "-.")
     return {"color": colors.get(base, "grey"), "lw": 1.2, "ls": styles[probes.index(probe) % 4] if probe else "-"}
-
-
-def _save(fig, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
 
 
 # -- entry point for evaluate.py ------------------------------------------------------------------------
@@ -582,9 +533,7 @@ def evaluate_config(cfg: Mapping) -> Evaluation:
     """Run :func:`evaluate_linsys` from the ``eval`` block of ``conf/evaluate.yaml`` and print the summary."""
     keys = ("matrix_dir", "files", "suite", "gallery", "engine", "degree", "probe_steps", "scalings", "rtol",
             "maxiter", "seed", "oracle_max_n", "oracle_ks", "oracle_shortlist", "plots")
-    unknown = set(cfg) - {"output_dir", *keys}
-    if unknown:
-        raise InputValueError(f"unknown eval settings {sorted(unknown)}; known: output_dir, {', '.join(keys)}")
+    check_settings("eval", cfg, ("output_dir", *keys))
     result = evaluate_linsys(cfg["output_dir"], **{k: cfg[k] for k in keys if k in cfg})
     print_summary(result)
     return result

@@ -39,7 +39,6 @@ its partial results.
 
 from __future__ import annotations
 
-import csv
 import inspect
 import math
 import time
@@ -55,8 +54,8 @@ from tqdm.auto import tqdm
 
 from autospec import matfun, optimizer_state
 from autospec.errors import InputValueError
-from autospec.evaluation import _describe, _median, _safe, _save
 from autospec.matrix_io import list_matrices, load_matrix, matrix_name
+from autospec.reporting import Evaluation, check_settings, describe, median, safe_filename, save_figure, write_rows
 from autospec.spectra import ALL_FAMILIES, sample_spectrum
 
 CSV_COLUMNS = ("case", "n", "function", "method", "dtype", "iters", "matmuls", "seconds", "rel_error", "converged",
@@ -178,14 +177,6 @@ def parse_specs(functions: Iterable[Mapping]) -> list[Spec]:
     return specs
 
 
-def _check_keys(section: str, cfg: Mapping | None, known: Sequence[str]) -> dict:
-    cfg = dict(cfg or {})
-    unknown = set(cfg) - set(known)
-    if unknown:
-        raise InputValueError(f"unknown {section} settings {sorted(unknown)}; known: {', '.join(known)}")
-    return cfg
-
-
 # -- cases ------------------------------------------------------------------------------------------------
 
 @dataclass
@@ -284,10 +275,6 @@ class Row:
     spec: str = ""
     history: list[float] = field(default_factory=list)
 
-    def csv_values(self) -> list:
-        return ["" if (v := getattr(self, c)) is None else f"{v:.6g}" if isinstance(v, float) else v
-                for c in CSV_COLUMNS]
-
 
 def _kappa_tag(kappa: float) -> str:
     return f"k{kappa:.1e}" if math.isfinite(kappa) else f"k{kappa}"
@@ -311,7 +298,7 @@ def evaluate_case(case: Case, specs: Sequence[Spec], seed: int = 0, engine=None)
         A = case.load()
         n = A.shape[0]
     except Exception as err:
-        return [Row(case.name, None, "", "", "", error=_describe(err))]
+        return [Row(case.name, None, "", "", "", error=describe(err))]
     if case.max_n is not None and max(A.shape) > case.max_n:
         return [Row(case.name, n, "", "", "", error=f"skipped: n = {max(A.shape)} > max_n = {case.max_n}")]
     kappa = condition_number(A)
@@ -328,7 +315,7 @@ def evaluate_case(case: Case, specs: Sequence[Spec], seed: int = 0, engine=None)
             try:
                 info = _call(spec, method, A, dense, z, seed, engine)
             except Exception as err:  # a failed method is a row that says why; the evaluation goes on
-                row.error = _describe(err)
+                row.error = describe(err)
                 continue
             row.iters, row.seconds, row.rel_error = info.iters, info.seconds, info.rel_error
             row.matmuls = info.matvecs if spec.function == "apply" else info.matmuls
@@ -368,13 +355,13 @@ def summarize(rows: Sequence[Row], specs: Sequence[Spec]) -> list[dict]:
                 pairs = [getattr(c[method], metric) / getattr(c[ref], metric) for c in cells.values()
                          if _usable(c.get(method), spec) and _usable(c.get(ref), spec)
                          and getattr(c[method], metric) > 0 and getattr(c[ref], metric) > 0]
-                ratios[ref] = (_median(pairs), len(pairs))
+                ratios[ref] = (median(pairs), len(pairs))
             out.append({"setting": spec.key, "function": spec.name, "dtype": spec.dtype, "stop": spec.stop,
                         "kappa": "all" if spec.max_kappa is None else f"<= {spec.max_kappa:g}", "method": method,
                         "metric": metric, "cases": len(mine), "failed": len(mine) - len(ran),
                         "converged": sum(r.converged for r in ran) / len(ran) if ran else math.nan,
-                        "iters": _median([r.iters for r in good]), "matmuls": _median([r.matmuls for r in good]),
-                        "rel_error": _median([r.rel_error for r in good]), "ratios": ratios})
+                        "iters": median([r.iters for r in good]), "matmuls": median([r.matmuls for r in good]),
+                        "rel_error": median([r.rel_error for r in good]), "ratios": ratios})
     return out
 
 
@@ -410,11 +397,7 @@ def _cell(r: Row | None, spec: Spec) -> str:
 
 def write_csv(rows: Iterable[Row], path: str | Path) -> Path:
     """``results.csv`` with :data:`CSV_COLUMNS` in that order."""
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(CSV_COLUMNS)
-        writer.writerows(r.csv_values() for r in rows)
-    return Path(path)
+    return write_rows(rows, CSV_COLUMNS, path)
 
 
 def write_markdown(rows: Sequence[Row], summary: Sequence[dict], specs: Sequence[Spec], path: str | Path,
@@ -470,18 +453,7 @@ def plot_case(rows: Sequence[Row], specs: Sequence[Spec], out: Path) -> Path | N
         ax.legend(fontsize=7)
     axes[0][0].set_ylabel("iteration residual")
     fig.suptitle(rows[0].case, fontsize=9)
-    return _save(fig, out / f"{_safe(rows[0].case)}.png")
-
-
-@dataclass
-class Evaluation:
-    """What :func:`evaluate_matfun` measured and wrote."""
-
-    rows: list[Row]
-    summary: list[dict]
-    csv: Path
-    markdown: Path
-    plots: list[Path]
+    return save_figure(fig, out / f"{safe_filename(rows[0].case)}.png")
 
 
 def evaluate_matfun(
@@ -502,11 +474,11 @@ def evaluate_matfun(
     specs = parse_specs(functions)
     cases = []
     if synthetic is not None:
-        cases += synthetic_cases(**_check_keys("synthetic", synthetic, SYNTHETIC_KEYS))
+        cases += synthetic_cases(**check_settings("synthetic", synthetic, SYNTHETIC_KEYS))
     if suitesparse is not None:
-        cases += suitesparse_cases(**_check_keys("suitesparse", suitesparse, SUITESPARSE_KEYS))
+        cases += suitesparse_cases(**check_settings("suitesparse", suitesparse, SUITESPARSE_KEYS))
     if optimizer_state is not None:
-        cases += optimizer_cases(**_check_keys("optimizer_state", optimizer_state, OPTIMIZER_KEYS))
+        cases += optimizer_cases(**check_settings("optimizer_state", optimizer_state, OPTIMIZER_KEYS))
     if not cases:
         raise InputValueError("nothing to evaluate: set synthetic, suitesparse or optimizer_state")
     out = Path(output_dir)
@@ -521,14 +493,14 @@ def evaluate_matfun(
         try:
             case_rows = evaluate_case(case, specs, seed=int(seed), engine=engine)
         except Exception as err:  # anything unexpected: the case says why, the run goes on
-            case_rows = [Row(case.name, None, "", "", "", error=_describe(err))]
+            case_rows = [Row(case.name, None, "", "", "", error=describe(err))]
         rows += case_rows
         if plots:
             try:
                 picture = plot_case(case_rows, specs, out)
                 pictures += [picture] if picture else []
             except Exception as err:  # a plot is not worth losing the run for
-                tqdm.write(f"warning: plot of {case.name} failed: {_describe(err)}")
+                tqdm.write(f"warning: plot of {case.name} failed: {describe(err)}")
         summary = summarize(rows, specs)
         write_csv(rows, csv_path)
         write_markdown(rows, summary, specs, md_path, meta)
@@ -553,7 +525,7 @@ def evaluate_config(cfg: Mapping) -> Evaluation:
     """Run :func:`evaluate_matfun` from the ``eval`` block of ``conf/evaluate.yaml`` (``task=matfun``,
     ``conf/eval/matfun.yaml``) and print the summary; unknown keys raise ``InputValueError``."""
     cfg = dict(cfg)
-    _check_keys("eval", cfg, ("output_dir", *TOP_KEYS))
+    check_settings("eval", cfg, ("output_dir", *TOP_KEYS))
     start = time.perf_counter()
     result = evaluate_matfun(cfg["output_dir"], **{k: cfg[k] for k in TOP_KEYS if k in cfg})
     print_summary(result)

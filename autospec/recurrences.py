@@ -166,6 +166,15 @@ def residual_polynomial(poly: ThreeTerm | ChebyshevBasis, lam: torch.Tensor) -> 
     return 1 - lam * evaluate(poly, lam)
 
 
+def chebyshev_values(x: torch.Tensor, degree: int) -> torch.Tensor:
+    """``[T_0(x), …, T_m(x)]`` (shape ``(..., m+1)``) for any real x by ``T_{j+1} = 2x T_j − T_{j−1}``
+    (differentiable)."""
+    T = [torch.ones_like(x), x]
+    for _ in range(2, degree + 1):
+        T.append(2 * x * T[-1] - T[-2])
+    return torch.stack(T[: degree + 1], dim=-1)
+
+
 def chebyshev_T(k: int, x: np.ndarray) -> np.ndarray:
     """Reference ``T_k(x)`` valid on all of ℝ (cos/cosh forms), float64 NumPy."""
     x = np.asarray(x, dtype=np.float64)

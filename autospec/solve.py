@@ -11,7 +11,7 @@ import time
 
 import torch
 
-from autospec.cg import SolveInfo, pcg
+from autospec.cg import pcg
 from autospec.errors import InputValueError, NotPositiveDefiniteError
 from autospec.operators import Operator, SymmetricScaling, as_operator, as_rhs
 from autospec.preconditioners import BOUND_STRATEGIES, chebyshev_preconditioner

@@ -29,7 +29,7 @@ def spd_rows(directory: Path, max_n: int) -> list[dict]:
         A = read_matrix(path)
         b = np.random.default_rng(0).standard_normal(A.shape[0])
         t = time.perf_counter()
-        scipy_iters, _ = scipy_cg_iterations(A, b, RTOL, MAXITER)
+        scipy_iters, _, _ = scipy_cg_iterations(A, b, RTOL, MAXITER)
         scipy_s = time.perf_counter() - t
         _, cg = autospec.solve(A, b, method="cg", rtol=RTOL, maxiter=MAXITER)
         row = {"matrix": name, "n": A.shape[0], "nnz": A.nnz, "cg": cg.outer_iters, "scipy_cg": scipy_iters,

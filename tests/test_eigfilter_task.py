@@ -15,10 +15,10 @@ from autospec.engine import Engine
 from autospec.errors import InputValueError
 from autospec.operators import Diagonal
 from autospec.probe import lanczos
-from autospec.recurrences import evaluate
+from autospec.recurrences import chebyshev_values, evaluate
 from autospec.spectra import ALL_FAMILIES
 from autospec.tasks import build_task
-from autospec.tasks.eigfilter import FilterInput, chebyshev_values
+from autospec.tasks.eigfilter import FilterInput
 
 TASK = {"name": "eigfilter", "degree": 15}
 

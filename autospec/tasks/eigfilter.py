@@ -50,7 +50,7 @@ from autospec.errors import InputValueError
 from autospec.eigen import default_block, unwanted_lower
 from autospec.operators import Diagonal
 from autospec.probe import lanczos
-from autospec.recurrences import ChebyshevBasis, evaluate
+from autospec.recurrences import ChebyshevBasis, chebyshev_values, evaluate
 from autospec.tasks.linsys import _bounded
 
 MAX_UPPER_SHIFT = 5.0  # b' = θ_top + (b − θ_top)e^{g_1}, |g_1| < 5
@@ -199,14 +199,6 @@ class EigfilterTask:
         t = CONTEXT_ITERATIONS[int(torch.randint(len(CONTEXT_ITERATIONS), (1,), generator=gen))]
         ctx = chfsi_context(self, lam, probe, k, block, t, gen)
         return {**batch, "lam": lam, "probe": ctx}
-
-
-def chebyshev_values(x: torch.Tensor, degree: int) -> torch.Tensor:
-    """``[T_0(x), …, T_m(x)]`` (shape ``(..., m+1)``) by ``T_{j+1} = 2x T_j − T_{j−1}`` (differentiable)."""
-    T = [torch.ones_like(x), x]
-    for _ in range(2, degree + 1):
-        T.append(2 * x * T[-1] - T[-2])
-    return torch.stack(T[: degree + 1], dim=-1)
 
 
 @torch.no_grad()

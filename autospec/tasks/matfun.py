@@ -41,11 +41,10 @@ from autospec.engine import probe_features
 from autospec.errors import InputValueError
 from autospec.kernels.common import KernelInfo, accum_dtype, coupled_iteration, polar_iteration
 from autospec.kernels.polar import POLAR_EXPRESS, residual_form
-from autospec.kernels.prism import TAYLOR
 from autospec.matfun import SCALAR_FUNCTIONS, _steps, probe_interval
 from autospec.operators import CallableOperator, as_operator
 from autospec.probe import Probe, lanczos
-from autospec.recurrences import ChebyshevBasis, chebyshev_interpolant, chebyshev_nodes, evaluate
+from autospec.recurrences import ChebyshevBasis, chebyshev_interpolant, chebyshev_nodes, chebyshev_values, evaluate
 from autospec.tasks.linsys import MAX_LOWER_SHIFT, MAX_UPPER_SHIFT, _bounded
 
 FORMS = {"action": tuple(SCALAR_FUNCTIONS), "coupled": ("inv_sqrt",), "polar": ("polar",)}
@@ -198,11 +197,7 @@ def _rms_residual(sigma: torch.Tensor) -> torch.Tensor:
 def chebyshev_vandermonde(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, degree: int) -> torch.Tensor:
     """``T_k(ℓ(x))`` for k = 0..d, ``ℓ(x) = (2x − a − b)/(b − a)`` (three-term recurrence, any x):
     shape ``(..., P, d+1)``."""
-    t = (2 * x - (a + b).unsqueeze(-1)) / (b - a).unsqueeze(-1)
-    cols = [torch.ones_like(t), t]
-    for _ in range(2, degree + 1):
-        cols.append(2 * t * cols[-1] - cols[-2])
-    return torch.stack(cols[: degree + 1], -1)
+    return chebyshev_values((2 * x - (a + b).unsqueeze(-1)) / (b - a).unsqueeze(-1), degree)
 
 
 def ritz_fit(f, ritz: torch.Tensor, a: torch.Tensor, b: torch.Tensor, degree: int, weight: torch.Tensor) -> torch.Tensor:
