@@ -30,6 +30,7 @@ evaluate: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_linsys.py
+	$(PY) benchmarks/bench_cg_reference.py
 	$(PY) benchmarks/bench_engine.py
 	$(PY) benchmarks/bench_scipy_cg.py
 	$(PY) benchmarks/bench_eigfilter_engine.py
