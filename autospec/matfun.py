@@ -12,7 +12,9 @@ float16, 3e-2 for bfloat16; it is then symmetrised) and positive definite (float
 
 * ``inv_sqrt``: ``‖X A X − I‖_F/√n``;
 * ``sqrt``: ``‖X X − A‖_F/‖A‖_F``;
-* ``polar``: ``‖QᵀQ − I‖_F/√n`` on the smaller Gram (``Q Qᵀ`` for wide Q, n = min(m, n));
+* ``polar``: ``‖QᵀQ − I‖_F/√n`` on the smaller Gram (``Q Qᵀ`` for wide Q, n = min(m, n)) — an
+  orthogonality error, blind to a singular direction sent to −1 (``benchmarks/bench_matfun_engine.py``
+  also measures ``‖Q − U Vᵀ‖``);
 * ``apply``: ``‖y − f(A) z‖_F/‖f(A) z‖_F`` with the exact ``eigh`` action (n ≤ 4000, else NaN).
 
 ``tol`` stops an iterative method on its own residual (``‖I − Z Y‖_F/√n`` for coupled iterations,

@@ -108,6 +108,23 @@ class TorchMatrix(Operator):
         return self.A.diagonal()
 
 
+class DenseBatch(Operator):
+    """A batch of dense torch matrices ``(..., n, n)``: one operator per leading index."""
+
+    def __init__(self, A: torch.Tensor):
+        if A.ndim < 2 or A.shape[-1] != A.shape[-2]:
+            raise InputValueError(f"DenseBatch needs square matrices (..., n, n), got shape {tuple(A.shape)}")
+        super().__init__(tuple(A.shape[-2:]), A.dtype, A.device)
+        self.A = A
+        self.batch_shape = A.shape[:-2]
+
+    def _matmat(self, V):
+        return self.A @ V
+
+    def diagonal(self):
+        return self.A.diagonal(dim1=-2, dim2=-1)
+
+
 class ScipyMatrix(Operator):
     """NumPy dense array or SciPy sparse matrix; torch blocks are bridged without copies on CPU."""
 

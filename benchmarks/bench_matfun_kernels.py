@@ -3,6 +3,8 @@
 Inverse square roots of SPD batches (eigenvalues log-uniform in [1/κ, 1], random bases) run to
 ``--tol`` on their own residual (or until they stall at the dtype's floor); polar factors of
 Gaussian batches run ``--polar-iters`` steps, with ``torch.linalg.svd`` as the exact polar row.
+The learned rows go through the library API (``matfun.inv_sqrt/polar(method="autospec")``, input
+checks and the engine's Lanczos probes included).
 Each row is the best of ``--repeats`` timed runs (after a small warm-up); "× eigh" is seconds over
 the seconds of ``torch.linalg.eigh`` on the same batch. ``rel_error`` is ``‖X A X − I‖_F/√n``
 (inv_sqrt) or ``‖QᵀQ − I‖_F/√n`` (polar), in float64, worst over the batch.
@@ -17,6 +19,8 @@ import math
 import time
 
 import torch
+
+from autospec import matfun
 from autospec.kernels import (
     coupled_newton_schulz,
     inverse_newton,
@@ -83,12 +87,14 @@ def run(sizes, batch, dtype, kappa, tol, polar_iters, seed):
         "newton_schulz": lambda A: coupled_newton_schulz(A, tol=tol),
         "prism (p=8)": lambda A: prism_sqrt(A, tol=tol),
         "inverse_newton": lambda A: inverse_newton(A, 2, tol=tol),
+        "autospec (learned)": lambda A: matfun.inv_sqrt(A, method="autospec", tol=tol),
     }
     polar_kernels = {
         "newton_schulz": newton_schulz_polar,
         "muon": muon,
         "polar_express": polar_express,
         "prism (p=8)": prism_polar,
+        "autospec (learned)": lambda G, iters: matfun.polar(G, method="autospec", tol=None, max_iters=iters),
     }
     print("| n | function | method | iters | matmuls | seconds | × eigh | rel_error |")
     print("|---|---|---|---|---|---|---|---|")

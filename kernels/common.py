@@ -235,14 +235,14 @@ def polar_iteration(G: torch.Tensor, coefficients: Coefficients, info: KernelInf
 
 
 def coupled_iteration(A: torch.Tensor, coefficients: Coefficients, info: KernelInfo, *, iters: int | None,
-                      tol: float, max_iters: int | None) -> SqrtPair:
-    """Residual-form coupled loop for SPD A: ``Y_0 = A/c, Z_0 = I`` (``c = ‖A‖_F``),
+                      tol: float, max_iters: int | None, scale: Scalar = 1.0) -> SqrtPair:
+    """Residual-form coupled loop for SPD A: ``Y_0 = A/c, Z_0 = I`` (``c = scale·‖A‖_F``),
     ``R = I − Z Y``, ``Y ← Y g_k(R)``, ``Z ← g_k(R) Z``; returns ``(√c·Y, Z/√c) → (A^{1/2}, A^{−1/2})``.
 
     Cost per step: 1 (``Z Y``) + 1 (R², if degree 2) + 2, minus the two products with ``Z_0 = I``
     (``R_0 = I − Y_0``, ``Z_1 = g_0(R_0)``); the final residual costs one GEMM.
     """
-    c = safe_frobenius(A)
+    c = safe_frobenius(A) * scale
     eye = eye_like(A)
     Y = rescale(A, 1 / c)
 

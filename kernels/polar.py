@@ -18,6 +18,7 @@ which breaks scale invariance for ‖G‖_F ≲ 1e-7 (NVIDIA-NeMo/Emerging-Optim
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 
@@ -147,3 +148,33 @@ def polar_express_coefficients(lo: float = 1e-3, hi: float = 1.0, steps: int = 8
         hi = 2 - lo
         lo = min(lo, hi)
     return out
+
+
+MINIMAX_LOGIT_RANGE = (-28.0, 13.0)  # logit(lo/hi) covered by the minimax table (1e-12 … 1 − 2e-6)
+MINIMAX_TABLE_POINTS = 1025
+
+
+@functools.cache
+def _minimax_table() -> torch.Tensor:
+    """``(P, 3)`` coefficients of :func:`optimal_quintic` ``(ρ, 1)`` at ``ρ = sigmoid(t)``, t uniform."""
+    grid = np.linspace(*MINIMAX_LOGIT_RANGE, MINIMAX_TABLE_POINTS)
+    return torch.tensor([optimal_quintic(float(1 / (1 + np.exp(-t))), 1.0)[:3] for t in grid], dtype=torch.float64)
+
+
+def minimax_quintic(lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+    """``(..., 3)``: ``(a, b, c)`` of the odd quintic minimising ``max_{[lo, hi]} |1 − p(σ)|`` (the
+    greedy PolarExpress step for a known interval), differentiable in ``lo`` and ``hi``.
+
+    :func:`optimal_quintic` on ``[ρ, 1]``, ``ρ = lo/hi``, is tabulated on a uniform grid of
+    ``logit(ρ)`` and interpolated linearly; then ``p(σ/hi)``: ``(a/hi, b/hi³, c/hi⁵)``. Beyond the
+    table, ρ is clamped (ρ → 1 gives the Taylor quintic).
+    """
+    table = _minimax_table().to(hi.dtype)
+    rho = (lo / hi).clamp(1e-300, 1.0)
+    t = (torch.log(rho) - torch.log1p(-rho.clamp_max(1 - 1e-16))).clamp(*MINIMAX_LOGIT_RANGE)
+    first, last = MINIMAX_LOGIT_RANGE
+    position = (t - first) / (last - first) * (MINIMAX_TABLE_POINTS - 1)
+    left = position.detach().floor().clamp(0, MINIMAX_TABLE_POINTS - 2).long()
+    w = (position - left).unsqueeze(-1)
+    q = table[left] * (1 - w) + table[left + 1] * w
+    return q / torch.stack([hi, hi**3, hi**5], -1)

@@ -7,7 +7,16 @@ import scipy.sparse.linalg as spla
 import torch
 
 from autospec import errors
-from autospec.operators import CallableOperator, Diagonal, SymmetricScaling, as_operator, as_rhs
+from autospec.operators import (
+    CallableOperator,
+    DenseBatch,
+    Diagonal,
+    SymmetricScaling,
+    TorchMatrix,
+    as_operator,
+    as_rhs,
+)
+from autospec.probe import lanczos
 
 from conftest import poisson2d, random_spd
 
@@ -110,3 +119,16 @@ def test_block_of_wrong_height_is_rejected():
     op = as_operator(np.eye(3))
     with pytest.raises(errors.InputValueError, match="cannot be applied"):
         op.matmat(torch.ones(4, 1))
+
+
+def test_dense_batch_probe_equals_the_probes_of_its_members():
+    gen = torch.Generator().manual_seed(7)
+    B = torch.randn(3, 40, 40, generator=gen, dtype=torch.float64)
+    A = B @ B.mT
+    batched = lanczos(DenseBatch(A), steps=8, seed=3)
+    for i in range(3):
+        single = lanczos(TorchMatrix(A[i]), steps=8, seed=3)
+        torch.testing.assert_close(batched.ritz[i], single.ritz, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(DenseBatch(A).diagonal(), A.diagonal(dim1=-2, dim2=-1))
+    with pytest.raises(errors.InputValueError, match="square"):
+        DenseBatch(torch.ones(3, 4, 5))

@@ -15,19 +15,27 @@ spectrum is)::
 method="chebyshev")``. Loss: mean over spectra of ``log(‖(p(λ) − f(λ))⊙w‖/‖f(λ)⊙w‖)`` on
 ``diag(λ)`` with Gaussian weights w; validation cost: that relative error.
 
-**Dense** (``form="coupled"`` for ``A^{∓1/2}``, ``form="polar"``): K steps of a residual-form
-iteration whose step k maps every singular value (polar; ``σ² = λ(XXᵀ)``) or every ``σ = √(y z)``
-(coupled: ``Y ← Y g(R)``, ``Z ← g(R) Z``, ``R = I − Z Y``, so ``x = y z ← x g(1 − x)²``) by the odd
-quintic ``σ ← a_k σ + b_k σ³ + c_k σ⁵``, from ``σ_0² = λ/s`` with s the probe's upper bound of
-λmax (of A, or of ``G Gᵀ``). The engine reads that probe once and emits the whole schedule,
-``a_k = a_kᶜ e^{δ_{k0}}``, ``c_k = c_kᶜ e^{δ_{k1}}``, ``b_k = b_kᶜ + (a_kᶜ − a_k) + (c_kᶜ − c_k)`` (so
-``p_k(1)`` stays classical); classical: the Taylor quintic ``(15, −10, 3)/8``
-(PRISM's ``1 + r/2 + αr²`` at α = 3/8) for ``coupled``, the PolarExpress schedule for ``polar``.
-After the K steps the coupled iteration continues with Taylor steps until ``tol``. Training unrolls
-the scalar map (exact for diagonal matrices). Losses: ``coupled``: soft count of steps to ``tol``,
-``Σ_k relu(log(ρ_k)/log(1/tol) + 1)``, ``ρ_k = rms(1 − σ_k²)`` (= ``‖X A X − I‖_F/√n``); ``polar``:
-``log rms(σ_K² − 1)`` (= ``‖QᵀQ − I‖_F/√n``) with multiplicative noise of relative size
-``noise`` per step (bfloat16 rounding). Validation cost: matmuls to tol / final error.
+**Dense polar** (``form="polar"``): K steps of the residual-form iteration ``X ← g_k(R) X``,
+``R = I − X Xᵀ``, whose step k maps every singular value (``σ² = λ(XXᵀ)``) by the odd quintic
+``σ ← a_k σ + b_k σ³ + c_k σ⁵``, from ``σ_0² = λ/s`` with s the probe's upper bound of ``λmax(G Gᵀ)``.
+The engine reads that probe once and emits the whole schedule, ``a_k = a_kᶜ e^{δ_{k0}}``,
+``c_k = c_kᶜ e^{δ_{k1}}``, ``b_k = b_kᶜ + (a_kᶜ − a_k) + (c_kᶜ − c_k)`` (so ``p_k(1)`` stays classical);
+classical: the PolarExpress schedule. Loss: ``log rms(σ_K − 1)`` (= ``‖Q − U Vᵀ‖_F/√n``, the
+distance to the polar factor; ``σ_K² − 1``, the orthogonality error, is blind to a step that maps
+some σ below zero and so flips that singular direction for good) with multiplicative noise of relative size ``noise`` per step (bfloat16 rounding).
+
+**Dense coupled** (``form="coupled"``, ``A^{∓1/2}``): ``Y ← Y g_k(R)``, ``Z ← g_k(R) Z``,
+``R = I − Z Y`` from ``Y_0 = A/s``, ``Z_0 = I`` (s = ``θ_max + r_top`` of an m-step Lanczos probe of
+A, the engine's input); every ``σ = √(λ(ZY))`` is mapped by an odd quintic. Step k is *adaptive*:
+a probe of ``Z_k Y_k = I − R_k`` (m thin products; at k = 0 the probe of A over s) gives
+``[lo_k², hi_k²] = [θ_min, θ_max + r_top]``, and the step is
+the minimax quintic on ``[ρ_k' hi_k, hi_k]`` with ``ρ_k' = (lo_k/hi_k)^{e^{δ_k}}``
+(:func:`autospec.kernels.polar.minimax_quintic`). The engine reads the first probe and emits the
+K shifts δ_k (zero after step K); zero shifts are the greedy PolarExpress design on the probed
+interval. Loss: the log of the (fractional, :func:`fractional_steps`) number of steps until
+``ρ_k = rms(1 − σ_k²)`` (= ``‖X A X − I‖_F/√n``) reaches ``tol``, unrolling the scalar map with a
+fresh Lanczos probe of ``diag(σ_k²)`` per step (exact for diagonal matrices). Validation cost:
+matmuls to tol (polar: the final ``rms(σ_K − 1)``).
 """
 
 from __future__ import annotations
@@ -40,9 +48,9 @@ import torch
 from autospec.engine import probe_features
 from autospec.errors import InputValueError
 from autospec.kernels.common import KernelInfo, accum_dtype, coupled_iteration, polar_iteration
-from autospec.kernels.polar import POLAR_EXPRESS, residual_form
+from autospec.kernels.polar import POLAR_EXPRESS, minimax_quintic, residual_form
 from autospec.matfun import SCALAR_FUNCTIONS, _steps, probe_interval
-from autospec.operators import CallableOperator, as_operator
+from autospec.operators import CallableOperator, DenseBatch, Diagonal
 from autospec.probe import Probe, lanczos
 from autospec.recurrences import ChebyshevBasis, chebyshev_interpolant, chebyshev_nodes, chebyshev_values, evaluate
 from autospec.tasks.linsys import MAX_LOWER_SHIFT, MAX_UPPER_SHIFT, _bounded
@@ -50,7 +58,6 @@ from autospec.tasks.linsys import MAX_LOWER_SHIFT, MAX_UPPER_SHIFT, _bounded
 FORMS = {"action": tuple(SCALAR_FUNCTIONS), "coupled": ("inv_sqrt",), "polar": ("polar",)}
 BLEND_LIMIT = 1.5  # t within ±1.5
 WEIGHT_LIMIT = 8.0  # γ within e^{±8}
-TAYLOR_QUINTIC = (15 / 8, -10 / 8, 3 / 8)  # σ(1 + r/2 + 3r²/8), r = 1 − σ²
 DIVERGED = 1e3  # residuals are clamped here (a diverged schedule costs the most, never NaN)
 SATURATION = 2.0  # the unrolled map grows |σ| > 2 only logarithmically
 
@@ -64,6 +71,26 @@ class Schedule:
     def residual_coefficients(self, k: int) -> tuple[torch.Tensor, ...]:
         """Step k as ``(g0, g1, g2)`` of ``g(R) = g0 + g1 R + g2 R²`` (per matrix)."""
         return residual_form(tuple(self.q[..., k, j] for j in range(3)))
+
+
+@dataclass
+class AdaptiveSchedule:
+    """The coupled form's steps: shifts ``δ (..., K)`` of the probed interval (zero after step K)."""
+
+    shift: torch.Tensor
+
+    def quintic(self, k: int, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+        """``(a, b, c) (..., 3)`` of step k: the minimax quintic on ``[(lo/hi)^{e^{δ_k}} hi, hi]``."""
+        if k < self.shift.shape[-1]:
+            lo = (lo / hi) ** self.shift[..., k].exp() * hi
+        return minimax_quintic(lo, hi)
+
+
+def sigma_interval(probe: Probe, scale: torch.Tensor | float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(lo, hi)`` with ``[lo², hi²] = [θ_min, θ_max + r_top]/scale`` from a probe of ``σ²``."""
+    lo = (probe.theta_min / scale).clamp_min(1e-300).sqrt()
+    hi = ((probe.theta_max + probe.top_residual()) / scale).sqrt()
+    return torch.minimum(lo, hi), hi
 
 
 class MatfunTask:
@@ -90,7 +117,7 @@ class MatfunTask:
     def layout(self) -> dict:
         if self.form == "action":
             return {"global_outputs": 4, "steps": self.degree + 1, "per_step": 1}
-        return {"global_outputs": 0, "steps": self.steps, "per_step": 2}
+        return {"global_outputs": 0, "steps": self.steps, "per_step": 1 if self.form == "coupled" else 2}
 
     features = staticmethod(probe_features)
 
@@ -99,9 +126,15 @@ class MatfunTask:
         return probe_interval(probe)[1] if self.form == "action" else probe.upper
 
     def polynomial(self, probe: Probe, corrections=None):
-        """``(poly, scale)``: a :class:`ChebyshevBasis` in A's units (action) or a :class:`Schedule`."""
+        """``(poly, scale)``: a :class:`ChebyshevBasis` in A's units (action), an
+        :class:`AdaptiveSchedule` (coupled) or a :class:`Schedule` (polar)."""
         if self.form == "action":
             return self._action(probe, corrections), self.scale(probe)
+        if self.form == "coupled":
+            shift = torch.zeros(*probe.upper.shape, self.steps, dtype=probe.upper.dtype)
+            if corrections is not None:
+                shift = _bounded(corrections[1][..., 0].to(shift.dtype), self.coefficient_limit)
+            return AdaptiveSchedule(shift), self.scale(probe)
         q = torch.tensor(self.classical(), dtype=probe.upper.dtype).expand(*probe.upper.shape, -1, -1)
         if corrections is not None:  # a, c scaled; b keeps p(1) = p_classical(1)
             a, b, c = q.unbind(-1)
@@ -111,9 +144,7 @@ class MatfunTask:
         return Schedule(q), self.scale(probe)
 
     def classical(self) -> list[tuple[float, float, float]]:
-        """The zero-correction schedule: Taylor quintics (coupled) or PolarExpress (polar)."""
-        if self.form == "coupled":
-            return [TAYLOR_QUINTIC] * self.steps
+        """The polar form's zero-correction schedule: PolarExpress."""
         return [POLAR_EXPRESS[min(k, len(POLAR_EXPRESS) - 1)] for k in range(self.steps)]
 
     def _action(self, probe: Probe, corrections) -> ChebyshevBasis:
@@ -134,19 +165,17 @@ class MatfunTask:
         if self.form == "action":
             cost = self.iterations(poly, scale, batch, grad=True).log()
         elif self.form == "coupled":
-            hist = self._unroll(poly, batch["lam"] / scale.unsqueeze(-1), self.steps + self.extra_steps)
-            digits = math.log(1 / self.tol)
-            cost = torch.log1p((torch.relu(hist.log() / digits + 1)).sum(-1))
+            hist = self._unroll_adaptive(poly, batch["lam"], batch["probe"], self.steps + self.extra_steps)
+            cost = fractional_steps(hist, self.tol).log()
         else:
-            hist = self._unroll(poly, batch["lam"] / scale.unsqueeze(-1), self.steps, noise=self.noise)
-            cost = hist[..., -1].log()
+            cost = self._polar_error(poly, batch["lam"] / scale.unsqueeze(-1), noise=self.noise).log()
         loss = cost.mean()
         return loss, {"task_loss": loss.detach()}
 
     def iterations(self, poly, scale: torch.Tensor, batch: dict, grad: bool = False) -> torch.Tensor:
         """Validation cost per spectrum: action ``‖(p − f)⊙w‖/‖f⊙w‖``; coupled: matmuls to ``tol``
         (``4S − 1`` for S steps, as :func:`autospec.kernels.common.coupled_iteration` counts;
-        ``+inf`` if never); polar: the final ``rms(σ² − 1)``."""
+        ``+inf`` if never); polar: the final ``rms(σ − 1)``."""
         with torch.set_grad_enabled(grad):
             lam = batch["lam"] / scale.unsqueeze(-1)
             if self.form == "action":
@@ -154,31 +183,67 @@ class MatfunTask:
                 fl = SCALAR_FUNCTIONS[self.function](batch["lam"])
                 err = ((evaluate(poly, batch["lam"]) - fl) * w).norm(dim=-1) / (fl * w).norm(dim=-1)
                 return torch.nan_to_num(err, nan=DIVERGED, posinf=DIVERGED).clamp(1e-300, DIVERGED)
-            hist = self._unroll(poly, lam, self.steps + (self.extra_steps if self.form == "coupled" else 0))
             if self.form == "polar":
-                return hist[..., -1]
+                return self._polar_error(poly, lam)
+            hist = self._unroll_adaptive(poly, batch["lam"], batch["probe"], self.steps + self.extra_steps)
             done = hist <= self.tol
             first = torch.where(done.any(-1), done.double().argmax(-1).double(), torch.full_like(hist[..., 0], math.inf))
             return 4 * first - 1
 
-    def _unroll(self, poly: Schedule, x: torch.Tensor, steps: int, noise: float = 0.0) -> torch.Tensor:
-        """Residuals ``rms(1 − σ_k²)`` for k = 0..steps of the scalar map (Taylor after the schedule)."""
+    def _polar_error(self, poly: Schedule, x: torch.Tensor, noise: float = 0.0) -> torch.Tensor:
+        """``rms(σ_K − 1)`` after the schedule's K steps from ``σ_0² = x``: zero only at the polar
+        factor (a step that maps σ below 0 flips that direction for good, and ``σ² − 1``
+        would not see it)."""
         sigma = x.clamp_min(0).sqrt()
-        hist = [_rms_residual(sigma)]
-        for k in range(steps):
-            a, b, c = (poly.q[..., k, j].unsqueeze(-1) for j in range(3)) if k < poly.q.shape[-2] else TAYLOR_QUINTIC
-            s2 = sigma * sigma
-            sigma = sigma * (a + s2 * (b + c * s2))
+        for k in range(poly.q.shape[-2]):
+            sigma = _quintic_map(sigma, poly.q[..., k, :])
             if noise > 0:
                 sigma = sigma * (1 + noise * torch.randn_like(sigma))
             sigma = _saturate(sigma)
+        ms = torch.nan_to_num((sigma - 1).square().mean(-1), nan=DIVERGED**2)
+        return ms.clamp(1e-300, DIVERGED**2).sqrt()
+
+    def _unroll_adaptive(self, poly: AdaptiveSchedule, lam: torch.Tensor, probe: Probe, steps: int) -> torch.Tensor:
+        """Residuals ``rms(1 − σ_k²)`` of the coupled form's scalar map from ``σ_0² = λ/s``
+        (``s = θ_max + r_top`` of the probe, as in the library): step 0
+        reads the given probe of λ, step k a Lanczos probe (as many steps) of ``diag(σ_k²)``."""
+        s = probe.theta_max + probe.top_residual()
+        sigma = (lam / s.unsqueeze(-1)).clamp_min(0).sqrt()
+        hist = [_rms_residual(sigma)]
+        for k in range(steps):
+            if k == 0:
+                lo, hi = sigma_interval(probe, s)
+            else:
+                lo, hi = sigma_interval(lanczos(Diagonal(sigma.detach().square()), steps=probe.steps, seed=k))
+            sigma = _saturate(_quintic_map(sigma, poly.quintic(k, lo, hi)))
             hist.append(_rms_residual(sigma))
         return torch.stack(hist, -1)
 
     def safe(self, poly, scale: torch.Tensor, probe: Probe) -> torch.Tensor:
         """Finite coefficients."""
-        coefficients = poly.c if self.form == "action" else poly.q.flatten(-2)
-        return torch.isfinite(coefficients).all(-1)
+        coefficients = {"action": lambda: poly.c, "coupled": lambda: poly.shift, "polar": lambda: poly.q.flatten(-2)}
+        return torch.isfinite(coefficients[self.form]()).all(-1)
+
+
+def fractional_steps(hist: torch.Tensor, tol: float) -> torch.Tensor:
+    """Steps to ``tol`` of residual histories ``(..., S+1)``, interpolated in log residual:
+    ``k − 1 + (log ρ_{k−1} − log tol)/(log ρ_{k−1} − log ρ_k)`` at the first k with ``ρ_k ≤ tol``
+    (differentiable through the two residuals around the crossing; never reached: S plus the
+    remaining digits over the last step's gain)."""
+    log_r, target = hist.log(), math.log(tol)
+    done = log_r <= target
+    k = torch.where(done.any(-1), done.double().argmax(-1), torch.full_like(log_r[..., 0], hist.shape[-1] - 1).long())
+    k = k.clamp_min(1).unsqueeze(-1)
+    before, after = log_r.gather(-1, k - 1), log_r.gather(-1, k)
+    fraction = (before - target) / (before - after).clamp_min(1e-3)
+    return (k - 1 + fraction).squeeze(-1).clamp_min(0.0)
+
+
+def _quintic_map(sigma: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """``a σ + b σ³ + c σ⁵`` with ``q = (a, b, c) (..., 3)`` per row of ``sigma (..., n)``."""
+    a, b, c = q.unsqueeze(-2).unbind(-1)
+    s2 = sigma * sigma
+    return sigma * (a + s2 * (b + c * s2))
 
 
 def _saturate(sigma: torch.Tensor) -> torch.Tensor:
@@ -240,65 +305,91 @@ def autospec_apply(op, probe: Probe, f: str, degree: int, engine):
     return poly, (float(poly.a), float(poly.b))
 
 
-def _stacked_probe(matrices, steps: int) -> Probe:
+def _stacked_probe(matrices, steps: int, seed: int = 0) -> Probe:
     """Lanczos probes of a list of operators, stacked into one batched probe."""
-    probes = [lanczos(op, steps=steps, seed=0) for op in matrices]
+    probes = [lanczos(op, steps=steps, seed=seed) for op in matrices]
     fields = {k: torch.stack([getattr(p, k) for p in probes]) for k in ("ritz", "residuals", "upper", "lower")}
     return Probe(**fields, steps=probes[0].steps, matvecs=probes[0].matvecs)
 
 
-def _dense_probe(learned, M: torch.Tensor, gram: bool, info: KernelInfo) -> tuple[Schedule, torch.Tensor]:
-    """Probe every matrix of the batch (A, or ``G Gᵀ`` through thin products; accumulation dtype),
-    count the thin products as sketch matmuls, and return the engine's schedule and the scale."""
-    flat = M.reshape(-1, *M.shape[-2:]).to(accum_dtype(M.dtype))
-    if gram:
-        ops = [CallableOperator(lambda V, G=G: G @ (G.mT @ V), G.shape[-2], G.dtype, numpy=False) for G in flat]
-    else:
-        ops = [as_operator(A) for A in flat]
+def _gram_probe(learned, G: torch.Tensor, info: KernelInfo) -> tuple[Schedule, torch.Tensor]:
+    """Probe ``G Gᵀ`` of every (wide) matrix of the batch through thin products (in float64: the
+    Gram squares the dynamic range), count them as sketch matmuls, and return the engine's
+    schedule and scale."""
+    flat = G.reshape(-1, *G.shape[-2:]).to(torch.float64)
+    ops = [CallableOperator(lambda V, M=M: M @ (M.mT @ V), M.shape[-2], M.dtype, numpy=False) for M in flat]
     probe = _stacked_probe(ops, min(learned.probe_steps, flat.shape[-2]))
-    info.sketch_matmuls += probe.matvecs * (2 if gram else 1)
+    info.sketch_matmuls += 2 * probe.matvecs
     schedule, scale = learned.coefficients_from_probe(probe)
-    lead = M.shape[:-2]
+    lead = G.shape[:-2]
     return Schedule(schedule.q.reshape(*lead, *schedule.q.shape[-2:])), scale.reshape(lead)
 
 
-def _coefficients(schedule: Schedule, dtype: torch.dtype):
-    K = schedule.q.shape[-2]
-    taylor = residual_form(TAYLOR_QUINTIC)
-    steps = [tuple(g.to(dtype) for g in schedule.residual_coefficients(k)) for k in range(K)]
-    return lambda k, powers: steps[k] if k < K else taylor
+def _residual_probe(powers, steps: int, k: int, info: KernelInfo) -> Probe:
+    """Lanczos probe (seed k, float64) of ``I − R_k`` (``Z Y`` or ``X Xᵀ``) of every matrix; its
+    ``steps`` thin products are counted as sketch matmuls."""
+    n = powers.R.shape[-1]
+    product = (torch.eye(n, dtype=torch.float64) - powers.R.to(torch.float64)).reshape(-1, n, n)
+    probe = lanczos(DenseBatch(product), steps=min(steps, n), seed=k)
+    info.sketch_matmuls += probe.matvecs
+    return probe
+
+
+def _residual_step(quintic: torch.Tensor, lead: torch.Size, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
+    """Per-matrix ``(g0, g1, g2)`` of a flat batch of quintics ``(B, 3)``."""
+    return residual_form(tuple(quintic.reshape(*lead, 3).to(dtype).unbind(-1)))
 
 
 def _coupled(part: str):
     def run(A, *, tol, max_iters, engine):
-        """``Y ← Y g_k(R)``, ``Z ← g_k(R) Z`` with the engine's schedule. The kernel starts from
-        ``A/‖A‖_F``, i.e. ``σ_0 = √(λ/s)/√ρ`` with ``ρ = ‖A‖_F/s``, so the first quintic is applied to
-        ``√ρ σ``: its coefficients become ``(a√ρ, bρ^{3/2}, cρ^{5/2})``."""
+        """``Y ← Y g_k(R)``, ``Z ← g_k(R) Z`` from ``Y_0 = A/s``, s the probe's ``θ_max + r_top`` (so
+        σ ≤ 1 and the quintics keep O(1) coefficients in residual form — with ``A/‖A‖_F`` they grow
+        like ``(‖A‖_F/λmax)^{5/2}`` and cancel in float32); step k probes ``Z_k Y_k = I − R_k`` (step 0
+        reuses the probe of A), the engine reads the first probe, and the step is the schedule's
+        minimax quintic on the probed interval."""
         learned = _engine(engine, "coupled", "inv_sqrt")
-        info = KernelInfo()
-        schedule, s = _dense_probe(learned, A, gram=False, info=info)
-        acc = accum_dtype(A.dtype)
-        rho = (torch.linalg.matrix_norm(A.to(torch.float64)) / s).unsqueeze(-1)
-        q = schedule.q.clone()
-        q[..., 0, :] = q[..., 0, :] * torch.cat([rho.sqrt(), rho**1.5, rho**2.5], -1)
-        pair = coupled_iteration(A, _coefficients(Schedule(q), acc), info, **{"max_iters": None, **_steps(tol, max_iters)})
+        info, lead, acc = KernelInfo(), A.shape[:-2], accum_dtype(A.dtype)
+        flat = A.reshape(-1, *A.shape[-2:]).to(torch.float64)
+        probe = lanczos(DenseBatch(flat), steps=min(learned.probe_steps, A.shape[-1]), seed=0)
+        info.sketch_matmuls += probe.matvecs
+        schedule, _ = learned.coefficients_from_probe(probe)
+        s = probe.theta_max + probe.top_residual()
+
+        def coefficients(k, powers):
+            if k == 0:
+                lo, hi = sigma_interval(probe, s)
+            else:
+                lo, hi = sigma_interval(_residual_probe(powers, learned.probe_steps, k, info))
+            return _residual_step(schedule.quintic(k, lo, hi), lead, acc)
+
+        scale = (s / torch.linalg.matrix_norm(flat)).reshape(lead).to(acc)
+        pair = coupled_iteration(A, coefficients, info, scale=scale, **{"max_iters": None, **_steps(tol, max_iters)})
         return getattr(pair, part), info
 
     return run
 
 
 def _polar(G, *, tol, max_iters, engine):
-    """``X ← g_k(R) X`` with the engine's schedule from ``X_0 = G/√s`` (s: probe bound of ``λmax(G Gᵀ)``);
+    """``X ← g_k(R) X`` from ``X_0 = G/√s`` (s: probe bound of ``λmax(G Gᵀ)``): the engine's K-step
+    schedule, then (run to ``tol``) minimax quintics on a Lanczos probe of ``X Xᵀ`` per step.
     ``tol=None`` runs ``max_iters`` steps (default: the schedule's K)."""
     learned = _engine(engine, "polar", "polar")
     info = KernelInfo()
     wide = G.mT if G.shape[-2] > G.shape[-1] else G
-    schedule, s = _dense_probe(learned, wide, gram=True, info=info)
+    schedule, s = _gram_probe(learned, wide, info)
     acc = accum_dtype(G.dtype)
     scale = s.to(acc).sqrt() / torch.linalg.matrix_norm(G.to(acc))
     K = schedule.q.shape[-2]
+    scheduled = [tuple(g.to(acc) for g in schedule.residual_coefficients(k)) for k in range(K)]
+
+    def coefficients(k, powers):
+        if k < K:
+            return scheduled[k]
+        probe = _residual_probe(powers, learned.probe_steps, k, info)
+        return _residual_step(minimax_quintic(*sigma_interval(probe)), G.shape[:-2], acc)
+
     steps = {"max_iters": None, **_steps(tol, K if tol is None and max_iters is None else max_iters)}
-    X = polar_iteration(G, _coefficients(schedule, acc), info, scale=scale, **steps)
+    X = polar_iteration(G, coefficients, info, scale=scale, **steps)
     return X, info
 
 
