@@ -31,6 +31,7 @@ class Probe:
     lower: torch.Tensor  # (...) estimate of λmin (smallest Ritz value; λmin <= lower)
     steps: int  # Krylov steps actually taken (m, or fewer after breakdown / m >= n)
     matvecs: int  # matvecs spent per operator
+    weights: torch.Tensor | None = None  # (..., m) Gauss quadrature weights τ_j² (Lanczos only; sum 1)
 
     @property
     def theta_max(self) -> torch.Tensor:
@@ -61,6 +62,8 @@ def lanczos(A, steps: int = 50, seed: int = 0) -> Probe:
     Stops early when ``m >= n`` or when every operator of the batch hits an invariant subspace;
     a batch member that breaks down alone is restarted with a fresh random vector orthogonal to
     its basis (``β_j = 0``, the tridiagonal splits), so all members keep the same m.
+    ``weights`` are the Gauss quadrature weights ``τ_j² = (e_1ᵀ s_j)²`` of the start vector's
+    spectral measure: ``q_1ᵀ g(A) q_1 ≈ Σ_j τ_j² g(θ_j)``.
     """
     op = as_operator(A)
     if steps < 1:
@@ -113,6 +116,7 @@ def lanczos(A, steps: int = 50, seed: int = 0) -> Probe:
         lower=theta[..., 0],
         steps=k,
         matvecs=op.matvecs - start,
+        weights=S[..., 0, :].square(),
     )
 
 

@@ -47,14 +47,16 @@ def train(cfg: DictConfig) -> dict:
     trainer.fit(system, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
 
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    step = int(trainer.global_step)
     if best:  # export the best validated weights, not merely the last ones
-        state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
-        system.load_state_dict(state)
+        checkpoint = torch.load(best, map_location="cpu", weights_only=True)
+        system.load_state_dict(checkpoint["state_dict"])
+        step = int(checkpoint.get("global_step", step))
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if torch.as_tensor(v).numel() == 1}
     if best and trainer.checkpoint_callback.best_model_score is not None:
         metrics["best/val_log_ratio"] = float(trainer.checkpoint_callback.best_model_score)
     artifact = export_system(system, Path(cfg.export_dir) / cfg.name,
-                             {"metrics": metrics, "global_step": int(trainer.global_step), "seed": int(cfg.seed),
+                             {"metrics": metrics, "global_step": step, "seed": int(cfg.seed),
                               "data": _plain(cfg.data)})
     for logger in trainer.loggers:
         if hasattr(logger, "experiment") and type(logger).__name__ == "WandbLogger":

@@ -7,9 +7,10 @@ Chebyshev basis with ``p(A) z ≈ f(A) z``. The probe gives ``[a, b]`` of
 ``[a', b']`` with a least-squares fit that also sees the Ritz values (where the probe says the
 spectrum is)::
 
-    c = c_int + t (c_ls − c_int),   c_ls = argmin Σ_j (p(x_j) − f(x_j))² + γ Σ_i (p(θ_i) − f(θ_i))²
+    c = c_int + t (c_ls − c_int),   c_ls = argmin Σ_j (p(x_j) − f(x_j))² + γ(d+1) Σ_i τ_i² (p(θ_i) − f(θ_i))²
 
-(``x_j`` the d+1 Chebyshev nodes of ``[a', b']``, ``θ_i`` the Ritz values, ``t = g_2``,
+(``x_j`` the d+1 Chebyshev nodes of ``[a', b']``, ``θ_i`` the Ritz values and ``τ_i²`` their Gauss
+quadrature weights, so the second sum estimates ``E_z‖(p − f)(A) z‖²/n``; ``t = g_2``,
 ``γ = e^{g_3}``); the step heads then correct ``c_k ← c_k (1 + δ_k)``. Every output passes through
 ``m·tanh(·/m)``. Zero corrections give exactly the Chebyshev interpolant of ``matfun.apply(...,
 method="chebyshev")``. Loss: mean over spectra of ``log(‖(p(λ) − f(λ))⊙w‖/‖f(λ)⊙w‖)`` on
@@ -156,7 +157,7 @@ class MatfunTask:
         b = b * _bounded(glob[..., 1], MAX_UPPER_SHIFT).exp()
         a = torch.minimum(a * _bounded(glob[..., 0], MAX_LOWER_SHIFT).exp(), b / 2)
         base = chebyshev_interpolant(f, a, b, self.degree)
-        fit = ritz_fit(f, probe.ritz, a, b, self.degree, _bounded(glob[..., 3], WEIGHT_LIMIT).exp())
+        fit = ritz_fit(f, probe, a, b, self.degree, _bounded(glob[..., 3], WEIGHT_LIMIT).exp())
         c = base.c + _bounded(glob[..., 2], BLEND_LIMIT).unsqueeze(-1) * (fit - base.c)
         return ChebyshevBasis(c * (1 + _bounded(steps[..., 0], self.step_limit)), a, b)
 
@@ -265,12 +266,17 @@ def chebyshev_vandermonde(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, deg
     return chebyshev_values((2 * x - (a + b).unsqueeze(-1)) / (b - a).unsqueeze(-1), degree)
 
 
-def ritz_fit(f, ritz: torch.Tensor, a: torch.Tensor, b: torch.Tensor, degree: int, weight: torch.Tensor) -> torch.Tensor:
+def ritz_fit(f, probe: Probe, a: torch.Tensor, b: torch.Tensor, degree: int, weight: torch.Tensor) -> torch.Tensor:
     """Chebyshev coefficients on ``[a, b]`` of the weighted least-squares fit of f on the d+1 Chebyshev
-    nodes (weight 1) and the Ritz values (weight ``γ``), by QR (differentiable)."""
+    nodes (weight 1 each) and the Ritz values ``θ_j`` (weight ``γ (d+1) τ_j²``, the probe's Gauss
+    quadrature weights, uniform ``1/m`` without them), by QR (differentiable). With large γ it is
+    the fit that minimises the quadrature estimate of ``E_z ‖(p − f)(A) z‖²``."""
+    ritz = probe.ritz.to(a.dtype)
+    tau = probe.weights.to(a.dtype) if probe.weights is not None else torch.full_like(ritz, 1 / ritz.shape[-1])
     nodes = (a + b).unsqueeze(-1) / 2 + (b - a).unsqueeze(-1) / 2 * chebyshev_nodes(degree, a.dtype)
-    x = torch.cat([nodes, ritz.to(a.dtype)], -1)
-    sw = torch.cat([torch.ones_like(nodes), weight.sqrt().unsqueeze(-1).expand_as(ritz)], -1).unsqueeze(-1)
+    x = torch.cat([nodes, ritz], -1)
+    ritz_sqrt_weight = (weight * (degree + 1)).sqrt().unsqueeze(-1) * tau.clamp_min(0).sqrt()  # τ carries no gradient
+    sw = torch.cat([torch.ones_like(nodes), ritz_sqrt_weight], -1).unsqueeze(-1)
     Q, R = torch.linalg.qr(chebyshev_vandermonde(x, a, b, degree) * sw)
     rhs = Q.mT @ (f(x).unsqueeze(-1) * sw)
     return torch.linalg.solve_triangular(R, rhs, upper=True).squeeze(-1)
