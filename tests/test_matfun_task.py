@@ -18,7 +18,8 @@ from autospec.kernels.polar import POLAR_EXPRESS, optimal_quintic
 from autospec.probe import Probe, lanczos
 from autospec.spectra import ALL_FAMILIES, sample_spectrum
 from autospec.tasks import build_task
-from autospec.tasks.matfun import MatfunTask, chebyshev_vandermonde, ritz_fit, sigma_interval
+from autospec.recurrences import chebyshev_interpolant, evaluate
+from autospec.tasks.matfun import MatfunTask, chebyshev_vandermonde, estimated_error, ritz_fit, sigma_interval
 
 HELD_OUT = 30_000_000  # distinct from the training (0..2) and validation (10_000_000) seeds
 
@@ -150,8 +151,6 @@ def test_apply_autospec_engine_checks():
     A = _spd(np.linspace(0.1, 1, 120))
     # a well-conditioned matrix (κ = 10) where Chebyshev is already accurate (~1e-6): no accuracy lost
     # on average over right-hand sides (the fit minimises the expected error), none lost badly on any.
-    # (For n <= m = 50 the probe is the exact spectrum, outside the engine's training range: at n = 30
-    # the learned error is ~1.8x Chebyshev's 2e-7; see RESULTS.md.)
     ratios = []
     for z in np.random.default_rng(5).standard_normal((8, 120)):
         y, info = matfun.apply(A, z, f="inv_sqrt", method="autospec", engine="matfun-inv_sqrt-d20")
@@ -165,6 +164,29 @@ def test_apply_autospec_engine_checks():
         matfun.apply(A, z, f="sqrt", method="autospec", engine=load("matfun-inv_sqrt-d20"))
     with pytest.raises(InputValueError, match="not the coupled form"):
         matfun.inv_sqrt(A, method="autospec", engine="matfun-inv_sqrt-d20")
+
+
+def test_estimated_error_is_the_start_vectors_error_when_the_probe_is_exact():
+    """m = n: the quadrature is exact for the start vector q₁, ``Σ τ_j² g(θ_j) = q₁ᵀ g(A) q₁``."""
+    lam = torch.linspace(0.05, 2.0, 24, dtype=torch.float64)
+    probe = lanczos(torch.diag(lam), steps=24, seed=9)
+    q = torch.randn(24, 1, generator=torch.Generator().manual_seed(9), dtype=torch.float64)[:, 0]
+    q = q / q.norm()
+    poly = chebyshev_interpolant(torch.rsqrt, torch.tensor(0.05, dtype=torch.float64), torch.tensor(2.0, dtype=torch.float64), 6)
+    err = (evaluate(poly, lam) - lam.rsqrt()) * q
+    assert estimated_error(poly, probe, "inv_sqrt") == pytest.approx(float(err.norm() / (lam.rsqrt() * q).norm()), rel=1e-8)
+
+
+def test_apply_safeguard_keeps_small_exact_probe_problems_at_chebyshev_accuracy():
+    """n = 30 <= m = 50 (outside the engines' training range): the quadrature safeguard returns
+    the better polynomial in expectation, so no accuracy is lost on average."""
+    A = _spd(np.linspace(0.1, 1, 30))
+    ratios = []
+    for z in np.random.default_rng(6).standard_normal((8, 30)):
+        _, info = matfun.apply(A, z, f="inv_sqrt", method="autospec")
+        _, chebyshev = matfun.apply(A, z, f="inv_sqrt", method="chebyshev")
+        ratios.append(info.rel_error / chebyshev.rel_error)
+    assert math.exp(np.mean(np.log(ratios))) <= 1.05, ratios
 
 
 def test_shipped_dense_inv_sqrt_and_sqrt_converge_with_fewer_matmuls_than_newton_schulz():

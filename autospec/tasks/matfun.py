@@ -305,10 +305,28 @@ def _engine(engine, form: str, function: str, degree: int | None = None):
 
 
 def autospec_apply(op, probe: Probe, f: str, degree: int, engine):
-    """``apply`` method ``autospec``: the engine's polynomial for the probe, and its interval."""
+    """``apply`` method ``autospec``: the engine's polynomial for the probe, and its interval.
+
+    Safeguard: if the probe's quadrature estimate of the expected relative error,
+    ``Σ_j τ_j² (p − f)²(θ_j) / Σ_j τ_j² f²(θ_j)``, is lower for the Chebyshev interpolant, the
+    interpolant is returned instead (exact in expectation when the probe spans the whole space, m ≥ n,
+    where the engine's inputs lie outside its training range)."""
     poly, _ = _engine(engine, "action", f, degree).coefficients_from_probe(probe)
+    if probe.weights is not None:
+        base = chebyshev_interpolant(SCALAR_FUNCTIONS[f], *probe_interval(probe), degree)
+        if estimated_error(base, probe, f) < estimated_error(poly, probe, f):
+            poly = base
     poly = ChebyshevBasis(poly.c.to(op.dtype), poly.a.to(op.dtype), poly.b.to(op.dtype))
     return poly, (float(poly.a), float(poly.b))
+
+
+def estimated_error(poly: ChebyshevBasis, probe: Probe, f: str) -> float:
+    """``(Σ_j τ_j² (p(θ_j) − f(θ_j))² / Σ_j τ_j² f(θ_j)²)^{1/2}``: the Gauss-quadrature estimate of
+    ``E_z‖(p − f)(A) z‖² / E_z‖f(A) z‖²`` from a Lanczos probe (one operator)."""
+    theta, tau = probe.ritz.double(), probe.weights.double()
+    fx = SCALAR_FUNCTIONS[f](theta)
+    err = (evaluate(poly, theta) - fx).square()
+    return float(((tau * err).sum() / (tau * fx.square()).sum()).sqrt())
 
 
 def _stacked_probe(matrices, steps: int, seed: int = 0) -> Probe:
