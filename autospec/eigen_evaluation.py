@@ -47,7 +47,16 @@ from autospec.eigen import (
 from autospec.errors import InputValueError
 from autospec.evaluation import Source, matrix_sources
 from autospec.operators import as_operator
-from autospec.reporting import Evaluation, check_settings, describe, median, safe_filename, save_figure, write_rows
+from autospec.reporting import (
+    Evaluation,
+    check_settings,
+    describe,
+    markdown_table,
+    median,
+    safe_filename,
+    save_figure,
+    write_rows,
+)
 
 CSV_COLUMNS = ("matrix", "n", "nnz", "method", "k", "degree", "outer_iters", "matvecs", "seconds", "max_residual",
                "converged", "eig_error", "kappa", "definite", "stop", "error")
@@ -389,25 +398,13 @@ def summarize(rows: Sequence[Row], tol: float, reference: str = REFERENCE) -> di
     return {"reference": reference, "ratios": ratios, "correctness": correctness}
 
 
-def _table(records: Sequence[dict], columns: Mapping[str, str], percent: Iterable[str] = ()) -> str:
-    percent = set(percent)
-
-    def fmt(key, v):
-        if isinstance(v, float):
-            return "n/a" if math.isnan(v) else f"{100 * v:.0f}%" if key in percent else f"{v:.3g}"
-        return str(v)
-
-    lines = ["| " + " | ".join(columns.values()) + " |", "|" + "---|" * len(columns)]
-    return "\n".join(lines + ["| " + " | ".join(fmt(c, r[c]) for c in columns) + " |" for r in records])
-
-
 def summary_tables(summary: Mapping) -> str:
     """The two summary tables of :func:`summarize` as Markdown."""
     ref = summary["reference"]
-    ratios = _table(summary["ratios"], {"k": "k", "method": "method", "cases": "both converged",
+    ratios = markdown_table(summary["ratios"], {"k": "k", "method": "method", "cases": "both converged",
                                         "median": f"median matvecs / {ref}", "worse": f"share > {RATIO_SLACK:g}× {ref}"},
                     percent=["worse"])
-    correct = _table(summary["correctness"], {"k": "k", "method": "method", "cases": f"cases (n ≤ exact, κ ≤ {KAPPA_MAX:.0e})",
+    correct = markdown_table(summary["correctness"], {"k": "k", "method": "method", "cases": f"cases (n ≤ exact, κ ≤ {KAPPA_MAX:.0e})",
                                               "converged": "converged", "correct": "correct",
                                               "wrong": "converged but wrong", "pass_rate": "pass rate"},
                      percent=["pass_rate"])

@@ -46,7 +46,16 @@ from autospec.oracle import (
     spectrum,
 )
 from autospec.probe import lanczos
-from autospec.reporting import Evaluation, check_settings, describe, median, safe_filename, save_figure, write_rows
+from autospec.reporting import (
+    Evaluation,
+    check_settings,
+    describe,
+    markdown_table,
+    median,
+    safe_filename,
+    save_figure,
+    write_rows,
+)
 from autospec.recurrences import chebyshev_three_term, evaluate
 from autospec.solve import DEFAULT_ENGINE, jacobi_scaling, solve
 
@@ -410,14 +419,7 @@ SUMMARY_COLUMNS = {
 
 def summary_table(summary: Sequence[dict]) -> str:
     """The summary as a Markdown table (fractions as percentages)."""
-    def fmt(key, v):
-        if isinstance(v, float):
-            return "n/a" if math.isnan(v) else f"{100 * v:.0f}%" if key == "le_chebyshev" else f"{v:.3g}"
-        return str(v)
-
-    lines = ["| " + " | ".join(SUMMARY_COLUMNS.values()) + " |", "|" + "---|" * len(SUMMARY_COLUMNS)]
-    lines += ["| " + " | ".join(fmt(k, s[k]) for k in SUMMARY_COLUMNS) + " |" for s in summary]
-    return "\n".join(lines)
+    return markdown_table(summary, SUMMARY_COLUMNS, percent=["le_chebyshev"])
 
 
 def _cell(r: Row | None) -> str:

@@ -301,9 +301,9 @@ def evaluate_case(case: Case, specs: Sequence[Spec], seed: int = 0, engine=None)
         return [Row(case.name, None, "", "", "", error=describe(err))]
     if case.max_n is not None and max(A.shape) > case.max_n:
         return [Row(case.name, n, "", "", "", error=f"skipped: n = {max(A.shape)} > max_n = {case.max_n}")]
-    kappa = condition_number(A)
-    name = f"{case.name}/{_kappa_tag(kappa)}"
     dense = torch.from_numpy(A.toarray() if sp.issparse(A) else np.asarray(A))
+    kappa = condition_number(dense.numpy())
+    name = f"{case.name}/{_kappa_tag(kappa)}"
     z = np.random.default_rng(seed).standard_normal(n)
     rows = []
     for spec in specs:

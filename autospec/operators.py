@@ -125,6 +125,20 @@ class DenseBatch(Operator):
         return self.A.diagonal(dim1=-2, dim2=-1)
 
 
+class GramBatch(Operator):
+    """``G Gᵀ`` of a batch of matrices ``G (..., m, n)``, applied as ``G (Gᵀ V)`` (two thin products)."""
+
+    def __init__(self, G: torch.Tensor):
+        if G.ndim < 2:
+            raise InputValueError(f"GramBatch needs matrices (..., m, n), got shape {tuple(G.shape)}")
+        super().__init__((G.shape[-2], G.shape[-2]), G.dtype, G.device)
+        self.G = G
+        self.batch_shape = G.shape[:-2]
+
+    def _matmat(self, V):
+        return self.G @ (self.G.mT @ V)
+
+
 class ScipyMatrix(Operator):
     """NumPy dense array or SciPy sparse matrix; torch blocks are bridged without copies on CPU."""
 

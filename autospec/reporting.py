@@ -41,6 +41,20 @@ def csv_value(v):
     return "" if v is None else f"{v:.6g}" if isinstance(v, float) else v
 
 
+def markdown_table(records: Iterable[Mapping], columns: Mapping[str, str], percent: Iterable[str] = ()) -> str:
+    """``records`` as a Markdown table; ``columns`` maps record keys to headers. Floats get 3
+    significant digits (``n/a`` for NaN), the keys in ``percent`` whole percentages."""
+    percent = set(percent)
+
+    def fmt(key, v):
+        if isinstance(v, float):
+            return "n/a" if math.isnan(v) else f"{100 * v:.0f}%" if key in percent else f"{v:.3g}"
+        return str(v)
+
+    lines = ["| " + " | ".join(columns.values()) + " |", "|" + "---|" * len(columns)]
+    return "\n".join(lines + ["| " + " | ".join(fmt(c, r[c]) for c in columns) + " |" for r in records])
+
+
 def write_rows(rows: Iterable, columns: Sequence[str], path: str | Path) -> Path:
     """``results.csv``: the header ``columns``, then each row's attributes of those names."""
     with open(path, "w", newline="") as f:

@@ -10,6 +10,7 @@ from autospec import errors
 from autospec.operators import (
     CallableOperator,
     DenseBatch,
+    GramBatch,
     Diagonal,
     SymmetricScaling,
     TorchMatrix,
@@ -132,3 +133,12 @@ def test_dense_batch_probe_equals_the_probes_of_its_members():
     torch.testing.assert_close(DenseBatch(A).diagonal(), A.diagonal(dim1=-2, dim2=-1))
     with pytest.raises(errors.InputValueError, match="square"):
         DenseBatch(torch.ones(3, 4, 5))
+
+
+def test_gram_batch_applies_g_gt_without_forming_it():
+    G = torch.randn(2, 5, 9, generator=torch.Generator().manual_seed(8), dtype=torch.float64)
+    V = torch.randn(2, 5, 3, dtype=torch.float64)
+    op = GramBatch(G)
+    torch.testing.assert_close(op.matmat(V), G @ G.mT @ V)
+    assert op.n == 5 and op.matvecs == 3
+    torch.testing.assert_close(lanczos(op, steps=5, seed=1).ritz, lanczos(DenseBatch(G @ G.mT), steps=5, seed=1).ritz)

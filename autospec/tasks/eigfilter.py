@@ -83,7 +83,7 @@ class FilterInput:
         one = lambda x: torch.tensor([float(x)], dtype=torch.float64)  # noqa: E731
         return cls(ctx.ritz.double().cpu()[None], ctx.residuals.double().cpu()[None], one(ctx.lower),
                    one(ctx.upper), one(ctx.lowest), one(ctx.iteration), one(ctx.probe.theta_max),
-                   one(ctx.probe.residuals[-1]), int(ctx.wanted), int(ctx.block))
+                   one(ctx.probe.top_residual()), int(ctx.wanted), int(ctx.block))
 
 
 class EigfilterTask:
@@ -212,7 +212,7 @@ def chfsi_context(task: EigfilterTask, lam: torch.Tensor, probe, k: int, block: 
     upper, lowest = probe.upper, probe.theta_min
     ritz, res = probe.ritz, probe.residuals / norm.unsqueeze(-1)
     lower = probe.ritz[:, min(block, m - 1)]
-    top = probe.theta_max, probe.residuals[:, -1]
+    top = probe.theta_max, probe.top_residual()
     V = torch.linalg.qr(torch.randn(B, n, block, generator=gen, dtype=torch.float64)).Q
     for it in range(iterations):
         lower = unwanted_lower(lower, upper, lowest)

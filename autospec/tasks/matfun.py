@@ -51,7 +51,7 @@ from autospec.errors import InputValueError
 from autospec.kernels.common import KernelInfo, accum_dtype, coupled_iteration, polar_iteration
 from autospec.kernels.polar import POLAR_EXPRESS, minimax_quintic, residual_form
 from autospec.matfun import SCALAR_FUNCTIONS, _steps, probe_interval
-from autospec.operators import CallableOperator, DenseBatch, Diagonal
+from autospec.operators import DenseBatch, Diagonal, GramBatch
 from autospec.probe import Probe, lanczos
 from autospec.recurrences import ChebyshevBasis, chebyshev_interpolant, chebyshev_nodes, chebyshev_values, evaluate
 from autospec.tasks.linsys import MAX_LOWER_SHIFT, MAX_UPPER_SHIFT, _bounded
@@ -178,14 +178,13 @@ class MatfunTask:
         (``4S − 1`` for S steps, as :func:`autospec.kernels.common.coupled_iteration` counts;
         ``+inf`` if never); polar: the final ``rms(σ − 1)``."""
         with torch.set_grad_enabled(grad):
-            lam = batch["lam"] / scale.unsqueeze(-1)
             if self.form == "action":
                 w = batch["weights"][..., 0]
                 fl = SCALAR_FUNCTIONS[self.function](batch["lam"])
                 err = ((evaluate(poly, batch["lam"]) - fl) * w).norm(dim=-1) / (fl * w).norm(dim=-1)
                 return torch.nan_to_num(err, nan=DIVERGED, posinf=DIVERGED).clamp(1e-300, DIVERGED)
             if self.form == "polar":
-                return self._polar_error(poly, lam)
+                return self._polar_error(poly, batch["lam"] / scale.unsqueeze(-1))
             hist = self._unroll_adaptive(poly, batch["lam"], batch["probe"], self.steps + self.extra_steps)
             done = hist <= self.tol
             first = torch.where(done.any(-1), done.double().argmax(-1).double(), torch.full_like(hist[..., 0], math.inf))
@@ -221,9 +220,18 @@ class MatfunTask:
         return torch.stack(hist, -1)
 
     def safe(self, poly, scale: torch.Tensor, probe: Probe) -> torch.Tensor:
-        """Finite coefficients."""
-        coefficients = {"action": lambda: poly.c, "coupled": lambda: poly.shift, "polar": lambda: poly.q.flatten(-2)}
-        return torch.isfinite(coefficients[self.form]()).all(-1)
+        """Finite coefficients; for the action also no worse than the Chebyshev interpolant by the
+        probe's quadrature estimate of the error (:func:`estimated_error`; exact in expectation when
+        the probe spans the whole space, m ≥ n, where the engine's inputs lie outside its training
+        range). Unsafe polynomials fall back to the zero-correction baseline."""
+        if self.form == "action":
+            finite = torch.isfinite(poly.c).all(-1)
+            if probe.weights is None:
+                return finite
+            base, _ = self.polynomial(probe)
+            return finite & (estimated_error(poly, probe, self.function) <= estimated_error(base, probe, self.function))
+        coefficients = poly.shift if self.form == "coupled" else poly.q.flatten(-2)
+        return torch.isfinite(coefficients).all(-1)
 
 
 def fractional_steps(hist: torch.Tensor, tol: float) -> torch.Tensor:
@@ -305,35 +313,23 @@ def _engine(engine, form: str, function: str, degree: int | None = None):
 
 
 def autospec_apply(op, probe: Probe, f: str, degree: int, engine):
-    """``apply`` method ``autospec``: the engine's polynomial for the probe, and its interval.
-
-    Safeguard: if the probe's quadrature estimate of the expected relative error,
-    ``Σ_j τ_j² (p − f)²(θ_j) / Σ_j τ_j² f²(θ_j)``, is lower for the Chebyshev interpolant, the
-    interpolant is returned instead (exact in expectation when the probe spans the whole space, m ≥ n,
-    where the engine's inputs lie outside its training range)."""
-    poly, _ = _engine(engine, "action", f, degree).coefficients_from_probe(probe)
-    if probe.weights is not None:
-        base = chebyshev_interpolant(SCALAR_FUNCTIONS[f], *probe_interval(probe), degree)
-        if estimated_error(base, probe, f) < estimated_error(poly, probe, f):
-            poly = base
+    """``apply`` method ``autospec``: the engine's polynomial for the probe — or the Chebyshev
+    interpolant when :meth:`MatfunTask.safe` rejects it — and its interval."""
+    learned = _engine(engine, "action", f, degree)
+    poly, _ = learned.coefficients_from_probe(probe)
+    if not bool(learned.task.safe(poly, None, probe).all()):
+        poly, _ = learned.task.polynomial(probe)
     poly = ChebyshevBasis(poly.c.to(op.dtype), poly.a.to(op.dtype), poly.b.to(op.dtype))
     return poly, (float(poly.a), float(poly.b))
 
 
-def estimated_error(poly: ChebyshevBasis, probe: Probe, f: str) -> float:
-    """``(Σ_j τ_j² (p(θ_j) − f(θ_j))² / Σ_j τ_j² f(θ_j)²)^{1/2}``: the Gauss-quadrature estimate of
-    ``E_z‖(p − f)(A) z‖² / E_z‖f(A) z‖²`` from a Lanczos probe (one operator)."""
+def estimated_error(poly: ChebyshevBasis, probe: Probe, f: str) -> torch.Tensor:
+    """``(Σ_j τ_j² (p(θ_j) − f(θ_j))² / Σ_j τ_j² f(θ_j)²)^{1/2}`` per probe: the Gauss-quadrature
+    estimate of ``E_z‖(p − f)(A) z‖² / E_z‖f(A) z‖²`` from a Lanczos probe."""
     theta, tau = probe.ritz.double(), probe.weights.double()
     fx = SCALAR_FUNCTIONS[f](theta)
-    err = (evaluate(poly, theta) - fx).square()
-    return float(((tau * err).sum() / (tau * fx.square()).sum()).sqrt())
-
-
-def _stacked_probe(matrices, steps: int, seed: int = 0) -> Probe:
-    """Lanczos probes of a list of operators, stacked into one batched probe."""
-    probes = [lanczos(op, steps=steps, seed=seed) for op in matrices]
-    fields = {k: torch.stack([getattr(p, k) for p in probes]) for k in ("ritz", "residuals", "upper", "lower")}
-    return Probe(**fields, steps=probes[0].steps, matvecs=probes[0].matvecs)
+    err = (evaluate(poly, theta).double() - fx).square()
+    return ((tau * err).sum(-1) / (tau * fx.square()).sum(-1)).sqrt()
 
 
 def _gram_probe(learned, G: torch.Tensor, info: KernelInfo) -> tuple[Schedule, torch.Tensor]:
@@ -341,8 +337,7 @@ def _gram_probe(learned, G: torch.Tensor, info: KernelInfo) -> tuple[Schedule, t
     Gram squares the dynamic range), count them as sketch matmuls, and return the engine's
     schedule and scale."""
     flat = G.reshape(-1, *G.shape[-2:]).to(torch.float64)
-    ops = [CallableOperator(lambda V, M=M: M @ (M.mT @ V), M.shape[-2], M.dtype, numpy=False) for M in flat]
-    probe = _stacked_probe(ops, min(learned.probe_steps, flat.shape[-2]))
+    probe = lanczos(GramBatch(flat), steps=min(learned.probe_steps, flat.shape[-2]), seed=0)
     info.sketch_matmuls += 2 * probe.matvecs
     schedule, scale = learned.coefficients_from_probe(probe)
     lead = G.shape[:-2]
