@@ -32,7 +32,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
@@ -51,6 +51,9 @@ DEFAULT_PROBE_STEPS = 50
 BUDGET_PER_ROW = 200  # default max_matvecs = 200·n
 RANK_RTOL = 1e-10  # |R_jj| of a unit column below this: numerically dependent, replaced
 MIN_INTERVAL = 1e-2  # keep b − a >= 1e-2·(b − a_L) so the filter is finite when block ≈ n
+MAX_DEGREE = 4000  # default cap of the escalated filter degree
+DEGREE_GAIN = 3.0  # an escalated filter gains cosh(3) ≈ 10 on the slowest wanted pair per step
+DYNAMIC_RANGE = 1e6  # bound of T_m(ℓ(a_L))/T_m(ℓ(θ)) for an escalated degree
 STAGNATION_WINDOW = 50  # outer iterations allowed without ...
 STAGNATION_FACTOR = 0.999  # ... a new best max residual (0.1 % below the previous best)
 ARPACK_TOL_FACTOR = 0.5  # ARPACK's Ritz estimates β|s_j| vs. true residuals
@@ -76,6 +79,7 @@ class FilterContext:
     iteration: int
     wanted: int = 1  # k
     block: int = 2  # columns filtered
+    degree: int | None = None  # degree asked of the filter this iteration (None: its own)
 
 
 class Polynomial(Protocol):
@@ -83,9 +87,11 @@ class Polynomial(Protocol):
 
 
 class Filter(Protocol):
-    """A filter: ``filter(ctx)`` returns a polynomial whose ``apply`` costs ``degree`` matvecs."""
+    """A filter: ``filter(ctx)`` returns a polynomial whose ``apply`` costs ``ctx.degree`` (default
+    ``degree``) matvecs; ``escalates``: the outer iteration may raise its degree (:func:`filter_degree`)."""
 
     degree: int
+    escalates: bool
 
     def __call__(self, ctx: FilterContext) -> Polynomial: ...
 
@@ -102,11 +108,13 @@ class PolynomialFilter:
 
     coefficients: CoefficientFn
     degree: int
+    escalates: bool = False
 
     def __call__(self, ctx: FilterContext) -> ChebyshevBasis:
-        c = torch.as_tensor(self.coefficients(ctx, self.degree), dtype=ctx.op.dtype, device=ctx.op.device)
-        if c.shape != (self.degree + 1,):
-            raise InputValueError(f"filter returned {tuple(c.shape)} coefficients, expected ({self.degree + 1},)")
+        degree = ctx.degree or self.degree
+        c = torch.as_tensor(self.coefficients(ctx, degree), dtype=ctx.op.dtype, device=ctx.op.device)
+        if c.shape != (degree + 1,):
+            raise InputValueError(f"filter returned {tuple(c.shape)} coefficients, expected ({degree + 1},)")
         a, b = (torch.tensor(x, dtype=ctx.op.dtype, device=ctx.op.device) for x in (ctx.lower, ctx.upper))
         return ChebyshevBasis(c=c, a=a, b=b)
 
@@ -130,8 +138,35 @@ def power_coefficients(ctx: FilterContext, degree: int) -> torch.Tensor:
 
 
 def chebyshev_filter(degree: int = DEFAULT_DEGREE) -> PolynomialFilter:
-    """ChFSI's scaled Chebyshev filter of the given degree."""
-    return PolynomialFilter(chebyshev_coefficients, degree)
+    """ChFSI's scaled Chebyshev filter of the given (starting) degree."""
+    return PolynomialFilter(chebyshev_coefficients, degree, escalates=True)
+
+
+def filter_degree(base: int, max_degree: int, lower: float, upper: float, lowest: float, theta: float) -> int:
+    """Degree of the next Chebyshev-type filter (degree escalation, after ChASE's per-vector degrees).
+
+    On the slowest unconverged wanted Ritz value θ a degree-m filter gains ``T_m(|ℓ(θ)|) =
+    cosh(m u)``, ``u = acosh|ℓ(θ)|``, per outer iteration: ``≈ e^{m u}/2`` when ``m u ≫ 1`` but only
+    ``1 + (m u)²/2`` when the wanted end is packed against the cut (``u ≪ 1/m``), where raising m
+    gains up to ``1/(m u)`` times more per matvec. Returns ``⌈3/u⌉`` (a gain of ``cosh 3 ≈ 10``),
+    clamped to ``[base, max_degree]`` and to ``ln(1e6)/(u_L − u)`` so that the amplified end stays
+    within ``T_m(|ℓ(a_L)|)/T_m(|ℓ(θ)|) <= 1e6`` (rounding of the dominant directions, locked ones
+    included, must not swamp θ's); ``base`` when θ is not below the cut.
+    """
+    u = wanted_rate(lower, upper, theta)
+    if u == 0:
+        return base
+    m = math.ceil(DEGREE_GAIN / u)
+    u_lowest = max(wanted_rate(lower, upper, lowest), u)
+    if u_lowest > u:
+        m = min(m, math.floor(math.log(DYNAMIC_RANGE) / (u_lowest - u)))
+    return int(min(max(m, base), max_degree))
+
+
+def wanted_rate(lower: float, upper: float, theta: float) -> float:
+    """``u = acosh|ℓ(θ)|`` for θ below the cut (0 otherwise): ``T_m(|ℓ(θ)|) = cosh(m u)``."""
+    x = abs(theta - (upper + lower) / 2) / ((upper - lower) / 2)
+    return math.acosh(x) if theta < lower and x > 1 else 0.0
 
 
 def power_filter(degree: int = DEFAULT_DEGREE) -> PolynomialFilter:
@@ -263,8 +298,10 @@ def unwanted_lower(a, b, lowest) -> torch.Tensor:
     return torch.minimum(torch.maximum(a, lowest), b - MIN_INTERVAL * width)
 
 
-def _subspace_iteration(prob: _Problem, filt: Filter, block: int, reprobe: bool):
-    """Filtered subspace iteration (module docstring); returns the best pairs seen and the info."""
+def _subspace_iteration(prob: _Problem, filt: Filter, block: int, reprobe: bool, max_degree: int):
+    """Filtered subspace iteration (module docstring); escalating filters take :func:`filter_degree`
+    after the first step. Returns the best pairs seen and the info (``info.degree``: the largest
+    degree used)."""
     op, k, tol = prob.op, prob.k, prob.tol
     gen = torch.Generator().manual_seed(prob.seed)
     V = prob.gaussian(block, gen)
@@ -273,15 +310,22 @@ def _subspace_iteration(prob: _Problem, filt: Filter, block: int, reprobe: bool)
     ritz, res = prob.probe.ritz, prob.probe.residuals / prob.scale
     b, lowest = float(prob.probe.upper), float(prob.probe.theta_min)
     a = float(prob.probe.ritz[min(block, prob.probe.steps - 1)])  # >= λ_{block+1} by interlacing
-    info = EigenInfo(block=block, degree=filt.degree)
+    info = EigenInfo(block=block)
     best: tuple = (math.inf, None, None, None)
     best_iter = 0
     while True:
-        if info.outer_iters and prob.matvecs + (filt.degree + 1) * V.shape[1] > prob.budget:
+        a = float(unwanted_lower(a, b, lowest))
+        degree = filt.degree
+        slow = ritz[:k][res[:k] > tol]
+        if filt.escalates and info.outer_iters and len(slow):
+            degree = filter_degree(filt.degree, max_degree, a, b, lowest, float(slow.max()))
+        affordable = (prob.budget - prob.matvecs) // V.shape[1] - 1
+        if info.outer_iters and affordable < filt.degree:
             info.message = f"stopped at the matvec budget ({prob.budget})"
             break
-        a = float(unwanted_lower(a, b, lowest))
-        ctx = FilterContext(op, prob.probe, a, b, lowest, ritz, res, info.outer_iters, k, block)
+        degree = min(degree, max(affordable, filt.degree))
+        info.degree = max(info.degree, degree)
+        ctx = FilterContext(op, prob.probe, a, b, lowest, ritz, res, info.outer_iters, k, block, degree)
         V = _orthonormalise(filt(ctx).apply(op.matmat, V), locked, prob, gen)
         theta, V, AV = _rayleigh_ritz(V, op.matmat(V))
         r = prob.residuals(V, AV, theta)
@@ -437,11 +481,13 @@ DEFAULT_ENGINE = "eigfilter-d15"
 class LearnedFilter:
     """The filter of a trained ``eigfilter`` engine (:mod:`autospec.tasks.eigfilter`): the engine
     reads every outer iteration's context and returns that iteration's polynomial; ChFSI's filter
-    replaces a non-finite one (counted in ``fallbacks``)."""
+    replaces a non-finite one (counted in ``fallbacks``). At an escalated degree
+    (:func:`filter_degree`) it is ChFSI's polynomial on the engine's interval ``[a', b']``."""
 
     engine: object  # autospec.engines.LearnedEngine
     degree: int
     fallbacks: int = 0
+    escalates: bool = True  # above its degree: ChFSI's polynomial on the engine's interval
 
     def __call__(self, ctx: FilterContext) -> ChebyshevBasis:
         from autospec.tasks.eigfilter import FilterInput  # the task module imports this one
@@ -450,6 +496,8 @@ class LearnedFilter:
         if not bool(self.engine.task.safe(poly, None, None).all()):
             self.fallbacks += 1
             return chebyshev_filter(self.degree)(ctx)
+        if ctx.degree and ctx.degree != self.degree:
+            return chebyshev_filter(ctx.degree)(replace(ctx, lower=float(poly.a[0]), upper=float(poly.b[0])))
         like = {"dtype": ctx.op.dtype, "device": ctx.op.device}
         return ChebyshevBasis(poly.c[0].to(**like), poly.a[0].to(**like), poly.b[0].to(**like))
 
@@ -496,7 +544,8 @@ def _solve(A, k, which, tol, max_matvecs, probe_steps, seed, block, method: str,
     info.converged = info.max_residual <= prob.tol
     info.history = info.history or [(info.matvecs, info.max_residual)]
     if info.converged:
-        info.message = f"converged: max residual {info.max_residual:.2e} <= tol {prob.tol:.1e}"
+        info.message = f"converged: max residual {info.max_residual:.2e} <= tol {prob.tol:.1e}" + (
+            f" ({info.message})" if info.message else "")
     elif not info.message:
         info.message = f"not converged: max residual {info.max_residual:.2e} > tol {prob.tol:.1e}"
     if which == "LA":
@@ -505,10 +554,30 @@ def _solve(A, k, which, tol, max_matvecs, probe_steps, seed, block, method: str,
     return theta, V, info
 
 
-def _filter_run(filt: Filter, block: int | None, reprobe: bool):
+def _whole_space(prob: _Problem):
+    """Rayleigh–Ritz on all of ℝⁿ (``A I``: n products): exact, for operators so small that one
+    filter step would cost more."""
+    V = torch.eye(prob.op.n, dtype=prob.op.dtype, device=prob.op.device)
+    theta, V, AV = _rayleigh_ritz(V, prob.op.matmat(V))
+    res = prob.residuals(V, AV, theta)
+    info = EigenInfo(outer_iters=1, block=prob.op.n,
+                     message=f"n = {prob.op.n} is at most one filter step's products: Rayleigh–Ritz on the whole space")
+    return theta[: prob.k], V[:, : prob.k], res[: prob.k], info
+
+
+def _check_max_degree(max_degree, degree: int) -> None:
+    if max_degree is not None and (isinstance(max_degree, bool) or not isinstance(max_degree, (int, np.integer))
+                                   or max_degree < degree):
+        raise InputValueError(f"max_degree must be an integer >= degree = {degree}, got {max_degree!r}")
+
+
+def _filter_run(filt: Filter, block: int | None, reprobe: bool, max_degree: int | None):
     def run(prob: _Problem):
         blk = default_block(prob.k, prob.op.n) if block is None else min(int(block), prob.op.n)
-        return _subspace_iteration(prob, filt, blk, reprobe)
+        if prob.op.n <= (filt.degree + 1) * blk:
+            return _whole_space(prob)
+        top = max(filt.degree, MAX_DEGREE if max_degree is None else int(max_degree))
+        return _subspace_iteration(prob, filt, blk, reprobe, top)
 
     return run
 
@@ -525,16 +594,22 @@ def filtered_subspace_iteration(
     probe_steps: int = DEFAULT_PROBE_STEPS,
     seed: int = 0,
     reprobe: bool = True,
+    max_degree: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, EigenInfo]:
     """k extreme eigenpairs of symmetric A by filtered subspace iteration with any :class:`Filter`.
 
     ``block`` (> k, default :func:`default_block`) columns are filtered; ``reprobe=False`` keeps
     the probe's interval ``[a, b]`` and ``a_L`` for every iteration instead of updating them from
-    the Ritz values. Stops when ``max_residual <= tol``, at ``max_matvecs`` (default ``200·n``; the
-    first outer iteration always runs) or on stagnation (no new best max residual, by 0.1 %, in
-    50 outer iterations); returns the best pairs seen, ascending.
+    the Ritz values. A filter that ``escalates`` (ChFSI's, learned ones) starts at its degree and
+    from the second step takes :func:`filter_degree`, at most ``max_degree`` (default 1000; pass
+    the filter's degree for fixed-degree ChFSI). If ``n <= (degree + 1)·block`` (one filter step
+    would cost n products or more) the answer is the exact Rayleigh–Ritz on the whole space.
+    Stops when ``max_residual <= tol``, at ``max_matvecs`` (default ``200·n``; the first outer
+    iteration always runs) or on stagnation (no new best max residual, by 0.1 %, in 50 outer
+    iterations); returns the best pairs seen, ascending.
     """
-    run = _filter_run(filter, block, reprobe)
+    _check_max_degree(max_degree, filter.degree)
+    run = _filter_run(filter, block, reprobe, max_degree)
     return _solve(A, k, which, tol, max_matvecs, probe_steps, seed, block, "filter", run)
 
 
@@ -552,6 +627,7 @@ def eigsh(
     max_matvecs: int | None = None,
     probe_steps: int = DEFAULT_PROBE_STEPS,
     reprobe: bool = True,
+    max_degree: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, EigenInfo]:
     """``vals, vecs, info``: the k smallest (``which="SA"``) or largest (``"LA"``) eigenpairs of
     symmetric A (NumPy, SciPy sparse, ``LinearOperator``, torch), values ascending.
@@ -560,14 +636,16 @@ def eigsh(
     ``bI − A`` per Rayleigh–Ritz, Gaussian start), ``"autospec"`` (learned filter of ``engine``),
     ``"lanczos"`` (SciPy/ARPACK ``eigsh``), ``"lobpcg"`` (SciPy, no preconditioner). All share the
     probe, the residual definition (module docstring), ``tol``, ``max_matvecs`` and ``seed``;
-    see :func:`filtered_subspace_iteration` for ``block``, ``reprobe`` and the stopping rules.
+    see :func:`filtered_subspace_iteration` for ``block``, ``reprobe``, ``max_degree`` (chfsi and
+    autospec raise their degree on packed wanted ends; rsi keeps ``degree``) and the stopping rules.
     """
     if method not in METHODS:
         raise InputValueError(f"unknown method {method!r}; choose one of {METHODS}")
     if method in FILTERS:
         if isinstance(degree, bool) or not isinstance(degree, (int, np.integer)) or degree < 1:
             raise InputValueError(f"degree must be a positive integer, got {degree!r}")
-        run = _filter_run(FILTERS[method](int(degree), engine), block, reprobe)
+        _check_max_degree(max_degree, degree)
+        run = _filter_run(FILTERS[method](int(degree), engine), block, reprobe, max_degree)
     else:
         run = lambda prob: BASELINES[method](prob, block)
     return _solve(A, k, which, tol, max_matvecs, probe_steps, seed, block, method, run)

@@ -18,8 +18,10 @@ from autospec.eigen import (
     chebyshev_coefficients,
     chebyshev_filter,
     eigsh,
+    filter_degree,
     filtered_subspace_iteration,
     power_filter,
+    wanted_rate,
 )
 from autospec.operators import Diagonal
 from autospec.probe import lanczos
@@ -156,14 +158,14 @@ def test_power_filter_is_shifted_monomial():
 
 def test_a_coefficient_filter_is_a_drop_in():
     """Any ``(ctx, degree) -> coefficients`` plugs into the same outer loop; the Chebyshev one gives ChFSI."""
-    A = laplacian2d(9, 10)
+    A = laplacian2d(15, 16)
     seen = []
 
     def coefficients(ctx, degree):
         seen.append((ctx.lowest, ctx.lower, ctx.upper, ctx.iteration, ctx.ritz.numel()))
         return chebyshev_coefficients(ctx, degree)
 
-    vals, _vecs, info = filtered_subspace_iteration(A, 4, PolynomialFilter(coefficients, 12), tol=1e-9)
+    vals, _vecs, info = filtered_subspace_iteration(A, 4, PolynomialFilter(coefficients, 12, escalates=True), tol=1e-9)
     ref_vals, _ref_vecs, ref = eigsh(A, k=4, method="chfsi", degree=12, tol=1e-9)
     torch.testing.assert_close(vals, ref_vals)
     assert info.matvecs == ref.matvecs and info.outer_iters == ref.outer_iters == len(seen)
@@ -181,7 +183,54 @@ def test_matvec_accounting_and_history():
     # first outer iteration: probe + (degree + 1)·block, nothing locked yet
     assert info.history[0][0] == 30 + 11 * 8
     assert info.history[-1][0] == info.matvecs and len(info.history) == info.outer_iters
-    assert info.block == 8 and info.degree == 10
+    assert info.block == 8 and info.degree >= 10  # the largest degree used
+    _, _, fixed = eigsh(A, k=4, method="chfsi", degree=10, block=8, probe_steps=30, tol=1e-9, max_degree=10)
+    steps = np.diff([0, *(m for m, _ in fixed.history)])
+    assert fixed.degree == 10 and steps[0] == 30 + 11 * 8 and all(s <= 11 * 8 for s in steps[1:])
+
+
+def _packed_bottom(n: int = 500) -> np.ndarray:
+    """``λ_j = (j/n)³``: κ = 1.25e8 and ``(λ_9 − λ_4)/(λ_max − λ_9) ≈ 5e-6`` — a wanted end packed
+    against the cut, where a degree-15 Chebyshev filter gains only ``1 + O(1e-3)`` per step."""
+    return with_spectrum((np.arange(1, n + 1) / n) ** 3, seed=2)
+
+
+@pytest.mark.parametrize("method", ["chfsi", "autospec"])
+def test_degree_escalation_converges_on_a_packed_wanted_end(method):
+    A = _packed_bottom()
+    exact = np.linalg.eigvalsh(A)
+    vals, _, info = eigsh(A, k=4, method=method, max_matvecs=40_000)
+    assert info.converged and info.degree > 100  # escalated far above 15
+    np.testing.assert_allclose(vals.numpy(), exact[:4], rtol=0, atol=1e-8 * exact[-1])
+    _, _, fixed = eigsh(A, k=4, method=method, max_matvecs=40_000, max_degree=15)
+    assert not fixed.converged and fixed.degree == 15 and fixed.max_residual > 100 * info.max_residual
+
+
+def test_filter_degree_rule():
+    """``⌈3/u⌉`` clamped to ``[base, max_degree]`` and to the dynamic range ``ln(1e6)/(u_L − u)``."""
+    a, b = 1.0, 101.0  # ℓ(λ) = (λ − 51)/50
+    assert wanted_rate(a, b, 1.5) == 0.0 and filter_degree(15, 4000, a, b, 0.0, 1.5) == 15  # above the cut
+    assert filter_degree(15, 4000, a, b, -500.0, -20.0) == 15  # fast: cosh(15·acosh(1.42)) ≫ 10
+    u = wanted_rate(a, b, 0.999)
+    assert u == pytest.approx(np.arccosh(50.001 / 50))
+    assert filter_degree(15, 4000, a, b, 0.999, 0.999) == int(np.ceil(3 / u))
+    assert filter_degree(15, 100, a, b, 0.999, 0.999) == 100
+    capped = filter_degree(15, 4000, a, b, -5.0, 0.999)
+    assert capped < np.ceil(3 / u)
+    assert np.cosh(capped * wanted_rate(a, b, -5.0)) / np.cosh(capped * u) <= 1e6
+
+
+def test_tiny_problems_are_solved_on_the_whole_space():
+    """n <= (degree + 1)·block: one Rayleigh–Ritz on all of ℝⁿ (n products) is exact and cheaper
+    than one filter step."""
+    A = laplacian2d(8, 9)  # n = 72 <= 16·8
+    exact = np.linalg.eigvalsh(A.toarray())
+    for method in ("chfsi", "rsi"):
+        vals, vecs, info = eigsh(A, k=4, method=method, probe_steps=20)
+        assert info.converged and info.outer_iters == 1 and info.matvecs == 20 + 72 and info.degree == 0
+        assert "whole space" in info.message
+        np.testing.assert_allclose(vals.numpy(), exact[:4], atol=1e-12)
+        np.testing.assert_allclose(vecs.numpy().T @ vecs.numpy(), np.eye(4), atol=1e-12)
 
 
 def test_seeded_runs_reproduce():
@@ -203,7 +252,7 @@ def test_input_types(convert):
     np.testing.assert_allclose(vals.numpy(), exact[:4], atol=1e-8)
 
 
-def _very_ill_conditioned(n=200):
+def _very_ill_conditioned(n=400):
     """κ = 1e13: one eigenvalue at 1e-13, then 39 spaced by 1e-6, then a log-uniform tail up to 1."""
     lam = np.concatenate([[1e-13], 1e-6 * np.arange(1, 40), np.logspace(-4, 0, n - 40)])
     return with_spectrum(lam, seed=1)
@@ -236,7 +285,7 @@ def test_lanczos_fallback_completes_a_degenerate_basis(monkeypatch):
 
 
 def test_stagnation_is_detected_and_reported():
-    A = laplacian2d(8, 9)
+    A = laplacian2d(12, 13)
     vals, _, info = eigsh(A, k=4, method="chfsi", tol=1e-18)
     assert info.stagnated and not info.converged and "stagnated" in info.message
     np.testing.assert_allclose(vals.numpy(), np.linalg.eigvalsh(A.toarray())[:4], atol=1e-12)

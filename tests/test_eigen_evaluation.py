@@ -25,8 +25,8 @@ FAST = {"ks": [3], "methods": ["chfsi", "lanczos"], "probe_steps": 20, "progress
 def matrices(tmp_path_factory):
     """An SPD Laplacian, a symmetric indefinite matrix and a nonsymmetric one."""
     directory = tmp_path_factory.mktemp("matrices")
-    scipy.io.mmwrite(directory / "lap.mtx", poisson2d(7), symmetry="symmetric")
-    diag = np.linspace(-1.0, 3.0, 40)
+    scipy.io.mmwrite(directory / "lap.mtx", poisson2d(12), symmetry="symmetric")  # n = 144: the filter runs
+    diag = np.linspace(-1.0, 3.0, 40)  # n = 40 <= 16·block: Rayleigh–Ritz on the whole space
     scipy.io.mmwrite(directory / "indef.mtx", sp.diags(diag) + 0.01 * sp.eye(40, k=1) + 0.01 * sp.eye(40, k=-1))
     scipy.io.mmwrite(directory / "nonsym.mtx", sp.csr_matrix(np.triu(np.ones((10, 10)))))
     return directory
@@ -57,10 +57,11 @@ def test_converged_chfsi_matches_eigvalsh(result, matrices):
         row = next(r for r in result.rows if r.matrix == name and r.method == "chfsi")
         assert row.converged and row.stop == "tol" and not row.error
         assert row.max_residual <= 1e-8 and row.matvecs > 0 and row.degree == 15
+        assert row.top_degree == 0 if name == "indef" else row.top_degree >= 15  # 0: whole-space Rayleigh–Ritz
         assert row.eig_error < 1e-7
     lap = next(r for r in result.rows if r.matrix == "lap")
     assert lap.definite == "positive"
-    lam = np.linalg.eigvalsh(poisson2d(7).toarray())
+    lam = np.linalg.eigvalsh(poisson2d(12).toarray())
     assert lap.kappa == pytest.approx(lam[-1] / lam[0])
     assert next(r for r in result.rows if r.matrix == "indef").definite == "indefinite"
 
@@ -112,12 +113,14 @@ def test_summary_ratios_and_correctness():
 
     rows = [row("a", "chfsi", 100), row("a", "autospec", 50), row("b", "chfsi", 100), row("b", "autospec", 200),
             row("c", "chfsi", 100, converged=False), row("c", "autospec", 80, eig_error=1.0),
-            row("d", "chfsi", 100, kappa=1e12), row("d", "autospec", 120, kappa=1e12)]
+            row("d", "chfsi", 100, kappa=1e12), row("d", "autospec", 120, kappa=1e12),
+            row("e", "chfsi", 30), row("e", "autospec", 30)]
+    rows[-2].top_degree = rows[-1].top_degree = 0  # tiny n: no filter ran, not a filter comparison
     summary = summarize(rows, tol=1e-8)
     (ratio,) = summary["ratios"]
     assert ratio["cases"] == 3 and ratio["median"] == pytest.approx(1.2) and ratio["worse"] == pytest.approx(2 / 3)
     auto = next(c for c in summary["correctness"] if c["method"] == "autospec")
-    assert (auto["cases"], auto["converged"], auto["correct"], auto["wrong"]) == (3, 3, 2, 1)
+    assert (auto["cases"], auto["converged"], auto["correct"], auto["wrong"]) == (4, 4, 3, 1)
 
 
 def test_bad_settings_raise_clear_errors(matrices, tmp_path):
