@@ -11,7 +11,10 @@ filters); only the filter differs (Zhou & Saad 2007, ``baselines.md`` §C.4)::
              a ← θ_max(V) (the block-th Ritz value), a_L ← smallest Ritz value
 
 ChFSI's filter is ``p(λ) = T_m(ℓ(λ))/T_m(ℓ(a_L))`` with ``ℓ(λ) = (λ − c)/e``, ``c = (a+b)/2``,
-``e = (b−a)/2``: bounded by ``1/|T_m(ℓ(a_L))|`` on the unwanted ``[a, b]``, 1 at ``a_L``.
+``e = (b−a)/2``: bounded by ``1/|T_m(ℓ(a_L))|`` on the unwanted ``[a, b]``, 1 at ``a_L``. Its
+degree m starts at ``degree`` and is raised where that gains little per step
+(:func:`filter_degree`); the learned filters do the same on their own interval. Operators so small
+that one filter step would cost n products are solved by Rayleigh–Ritz on the whole space.
 
 Residual definition, the same for every method (well defined for indefinite A and θ ≈ 0)::
 

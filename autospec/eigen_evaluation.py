@@ -22,6 +22,7 @@ case, so an interrupted run keeps its partial results.
 
 from __future__ import annotations
 
+import csv
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -368,6 +369,24 @@ def _plots(A, k: int, s: _Settings, ref: Reference | None, case: Case, out: Path
 def write_csv(rows: Iterable[Row], path: str | Path) -> Path:
     """``results.csv`` with :data:`CSV_COLUMNS` in that order."""
     return write_rows(rows, CSV_COLUMNS, path)
+
+
+def read_csv(path: str | Path) -> list[Row]:
+    """The rows of a ``results.csv`` written by :func:`write_csv` (empty cells: ``None``)."""
+    kinds = {f.name: f.type for f in fields(Row)}
+
+    def parse(name: str, text: str):
+        kind = kinds[name]
+        if kind == "bool":
+            return text == "True"
+        if kind == "str":
+            return text
+        if text == "":
+            return None
+        return int(text) if kind.startswith("int") else float(text)
+
+    with open(path, newline="") as f:
+        return [Row(**{name: parse(name, text) for name, text in line.items()}) for line in csv.DictReader(f)]
 
 
 def summarize(rows: Sequence[Row], tol: float, reference: str = REFERENCE) -> dict:

@@ -9,6 +9,7 @@ why it stopped, and ``eig_err`` = ``max_j |θ_j − λ_j|/‖A‖₂`` against d
 Budget: ``--budget-per-row``·n matvecs (the library default is 200), capped at ``--max-matvecs``.
 
     python benchmarks/bench_eigen.py [--dir /work/shared/data/suitesparse] [--k 4 16] [--tol 1e-8]
+    python benchmarks/bench_eigen.py --summarize OUT1 OUT2 ...   # summary tables of several runs' union
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import torch
 
 from autospec.eigen import METHODS
-from autospec.eigen_evaluation import evaluate_eigen, summary_tables
+from autospec.eigen_evaluation import evaluate_eigen, read_csv, summarize, summary_tables
 
 
 def main() -> None:
@@ -40,8 +41,14 @@ def main() -> None:
     parser.add_argument("--max-matvecs", type=int, default=None)
     parser.add_argument("--out", default=None, help="write results.csv/results.md (and plots) here")
     parser.add_argument("--plots", action="store_true")
+    parser.add_argument("--summarize", nargs="+", metavar="OUT", default=None,
+                        help="only print the summary tables of the union of these runs' results.csv")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.summarize:
+        rows = [row for out in args.summarize for row in read_csv(os.path.join(out, "results.csv"))]
+        print(summary_tables(summarize(rows, args.tol)))
+        return
 
     out = args.out or tempfile.mkdtemp(prefix="bench_eigen-")
     result = evaluate_eigen(out, args.dir, matrices=args.matrices, methods=args.methods, ks=args.k, tol=args.tol,

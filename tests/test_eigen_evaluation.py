@@ -13,7 +13,7 @@ import scipy.sparse as sp
 from conftest import REPO, poisson2d
 
 from autospec import eigen_evaluation
-from autospec.eigen_evaluation import CSV_COLUMNS, Row, evaluate_config, evaluate_eigen, summarize
+from autospec.eigen_evaluation import CSV_COLUMNS, Row, evaluate_config, evaluate_eigen, read_csv, summarize
 from autospec.errors import InputValueError
 
 CONTRACT = ["matrix", "n", "nnz", "method", "k", "degree", "outer_iters", "matvecs", "seconds", "max_residual",
@@ -105,6 +105,13 @@ def test_budget_stops_hopeless_runs_without_raising(matrices, tmp_path):
     for row in out.rows:
         assert not row.error and not row.converged and row.stop in ("budget", "other")
         assert math.isfinite(row.max_residual) and row.eig_error is not None
+
+
+def test_results_csv_reads_back(result):
+    rows = read_csv(result.csv)
+    key = lambda r: (r.matrix, r.method, r.k, r.degree, r.matvecs, r.converged, r.stop, r.top_degree, r.error)  # noqa: E731
+    assert [key(r) for r in rows] == [key(r) for r in result.rows]
+    assert summarize(rows, tol=1e-8) == summarize(result.rows, tol=1e-8)
 
 
 def test_summary_ratios_and_correctness():
