@@ -604,7 +604,7 @@ def filtered_subspace_iteration(
     ``block`` (> k, default :func:`default_block`) columns are filtered; ``reprobe=False`` keeps
     the probe's interval ``[a, b]`` and ``a_L`` for every iteration instead of updating them from
     the Ritz values. A filter that ``escalates`` (ChFSI's, learned ones) starts at its degree and
-    from the second step takes :func:`filter_degree`, at most ``max_degree`` (default 1000; pass
+    from the second step takes :func:`filter_degree`, at most ``max_degree`` (default 4000; pass
     the filter's degree for fixed-degree ChFSI). If ``n <= (degree + 1)·block`` (one filter step
     would cost n products or more) the answer is the exact Rayleigh–Ritz on the whole space.
     Stops when ``max_residual <= tol``, at ``max_matvecs`` (default ``200·n``; the first outer
