@@ -160,7 +160,7 @@ def filter_degree(base: int, max_degree: int, lower: float, upper: float, lowest
     if u == 0:
         return base
     m = math.ceil(DEGREE_GAIN / u)
-    u_lowest = max(wanted_rate(lower, upper, lowest), u)
+    u_lowest = wanted_rate(lower, upper, lowest)
     if u_lowest > u:
         m = min(m, math.floor(math.log(DYNAMIC_RANGE) / (u_lowest - u)))
     return int(min(max(m, base), max_degree))
@@ -575,6 +575,8 @@ def _check_max_degree(max_degree, degree: int) -> None:
 
 
 def _filter_run(filt: Filter, block: int | None, reprobe: bool, max_degree: int | None):
+    _check_max_degree(max_degree, filt.degree)
+
     def run(prob: _Problem):
         blk = default_block(prob.k, prob.op.n) if block is None else min(int(block), prob.op.n)
         if prob.op.n <= (filt.degree + 1) * blk:
@@ -611,7 +613,6 @@ def filtered_subspace_iteration(
     iteration always runs) or on stagnation (no new best max residual, by 0.1 %, in 50 outer
     iterations); returns the best pairs seen, ascending.
     """
-    _check_max_degree(max_degree, filter.degree)
     run = _filter_run(filter, block, reprobe, max_degree)
     return _solve(A, k, which, tol, max_matvecs, probe_steps, seed, block, "filter", run)
 
@@ -647,7 +648,6 @@ def eigsh(
     if method in FILTERS:
         if isinstance(degree, bool) or not isinstance(degree, (int, np.integer)) or degree < 1:
             raise InputValueError(f"degree must be a positive integer, got {degree!r}")
-        _check_max_degree(max_degree, degree)
         run = _filter_run(FILTERS[method](int(degree), engine), block, reprobe, max_degree)
     else:
         run = lambda prob: BASELINES[method](prob, block)

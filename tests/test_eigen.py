@@ -317,6 +317,8 @@ def test_degenerate_spectra_do_not_break(A):
         ({"degree": 0}, "degree"),
         ({"block": 3}, "block"),
         ({"max_matvecs": 0}, "max_matvecs"),
+        ({"max_degree": 10}, "max_degree"),
+        ({"max_degree": 20.5}, "max_degree"),
     ],
 )
 def test_bad_arguments_raise(kwargs, match):
