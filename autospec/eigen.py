@@ -13,8 +13,9 @@ filters); only the filter differs (Zhou & Saad 2007, ``baselines.md`` §C.4)::
 ChFSI's filter is ``p(λ) = T_m(ℓ(λ))/T_m(ℓ(a_L))`` with ``ℓ(λ) = (λ − c)/e``, ``c = (a+b)/2``,
 ``e = (b−a)/2``: bounded by ``1/|T_m(ℓ(a_L))|`` on the unwanted ``[a, b]``, 1 at ``a_L``. Its
 degree m starts at ``degree`` and is raised where that gains little per step
-(:func:`filter_degree`); the learned filters do the same on their own interval. Operators so small
-that one filter step would cost n products are solved by Rayleigh–Ritz on the whole space.
+(:func:`filter_degree`); the learned filters do the same on their own interval. Where the next filter step
+would cost n products or more (small operators, or a degree raised on a packed wanted end) and
+n <= 4096, Rayleigh–Ritz on the whole space (n products, dense ``eigh``) gives the answer instead.
 
 Residual definition, the same for every method (well defined for indefinite A and θ ≈ 0)::
 
@@ -39,6 +40,7 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
+import scipy.linalg as sla
 import scipy.sparse.linalg as spla
 import torch
 from numpy.polynomial import chebyshev as npcheb
@@ -57,6 +59,7 @@ MIN_INTERVAL = 1e-2  # keep b − a >= 1e-2·(b − a_L) so the filter is finite
 MAX_DEGREE = 4000  # default cap of the escalated filter degree
 DEGREE_GAIN = 3.0  # an escalated filter gains cosh(3) ≈ 10 on the slowest wanted pair per step
 DYNAMIC_RANGE = 1e6  # bound of T_m(ℓ(a_L))/T_m(ℓ(θ)) for an escalated degree
+WHOLE_SPACE_MAX_N = 4096  # the whole-space Rayleigh–Ritz holds A densely (n² floats: 128 MiB here)
 STAGNATION_WINDOW = 50  # outer iterations allowed without ...
 STAGNATION_FACTOR = 0.999  # ... a new best max residual (0.1 % below the previous best)
 ARPACK_TOL_FACTOR = 0.5  # ARPACK's Ritz estimates β|s_j| vs. true residuals
@@ -191,6 +194,7 @@ class EigenInfo:
     max_residual: float = float("inf")
     seconds: float = 0.0
     stagnated: bool = False
+    whole_space: bool = False  # the answer is the Rayleigh–Ritz on all of ℝⁿ (filter methods)
     message: str = ""
     method: str = "chfsi"
     k: int = 0
@@ -301,9 +305,10 @@ def unwanted_lower(a, b, lowest) -> torch.Tensor:
     return torch.minimum(torch.maximum(a, lowest), b - MIN_INTERVAL * width)
 
 
-def _subspace_iteration(prob: _Problem, filt: Filter, block: int, reprobe: bool, max_degree: int):
+def _subspace_iteration(prob: _Problem, filt: Filter, block: int, reprobe: bool, max_degree: int, whole_space: bool):
     """Filtered subspace iteration (module docstring); escalating filters take :func:`filter_degree`
-    after the first step. Returns the best pairs seen and the info (``info.degree``: the largest
+    after the first step; with ``whole_space`` a step that would cost n products or more is replaced
+    by :func:`_whole_space`. Returns the best pairs seen and the info (``info.degree``: the largest
     degree used)."""
     op, k, tol = prob.op, prob.k, prob.tol
     gen = torch.Generator().manual_seed(prob.seed)
@@ -327,6 +332,8 @@ def _subspace_iteration(prob: _Problem, filt: Filter, block: int, reprobe: bool,
             info.message = f"stopped at the matvec budget ({prob.budget})"
             break
         degree = min(degree, max(affordable, filt.degree))
+        if whole_space and info.outer_iters and _whole_space_cheaper(prob, degree, V.shape[1]):
+            return _whole_space(prob, info, f"a degree-{degree} filter step would cost n = {op.n} products or more")
         info.degree = max(info.degree, degree)
         ctx = FilterContext(op, prob.probe, a, b, lowest, ritz, res, info.outer_iters, k, block, degree)
         V = _orthonormalise(filt(ctx).apply(op.matmat, V), locked, prob, gen)
@@ -400,7 +407,9 @@ def _verified(prob: _Problem, theta, V):
 
 
 def _arpack(prob: _Problem, block: int | None):
-    """``scipy.sparse.linalg.eigsh(which="SA")`` (implicitly restarted Lanczos, no shift-invert).
+    """``scipy.sparse.linalg.eigsh(which="SA")`` (implicitly restarted Lanczos, no shift-invert) for
+    ``block`` pairs (default :func:`default_block`; the guard pairs help it find second copies of
+    repeated eigenvalues), SciPy's ``ncv = max(2·block + 1, 20)``; the lowest k are returned.
 
     ARPACK stops at ``‖r_j‖ <= tol_A·|θ_j|``; it runs on ``A + σI`` with ``σ = ‖A‖_est − θ_min(probe)``
     (same Krylov spaces, wanted ``|θ_j + σ| ≈ ‖A‖_est``) and ``tol_A = tol/2``, so its test matches
@@ -410,15 +419,18 @@ def _arpack(prob: _Problem, block: int | None):
     counted, beyond the budget) when those span fewer than k directions.
     """
     n, k = prob.op.n, prob.k
-    ncv = min(n, max(2 * k + 1, 20))
+    pairs = min(block or default_block(k, n), n - 1)
+    ncv = min(n, max(2 * pairs + 1, 20))
     shift = prob.scale - float(prob.probe.theta_min)
     A = _CountingOperator(prob, shift=shift, keep=4 * ncv)
     v0 = np.random.default_rng(prob.seed).standard_normal(n)
-    info = EigenInfo()
+    info = EigenInfo(block=pairs)
     start = prob.matvecs
     try:
-        theta, V = spla.eigsh(A, k=k, which="SA", v0=v0, ncv=ncv, maxiter=prob.budget, tol=ARPACK_TOL_FACTOR * prob.tol)
-        theta = theta - shift
+        theta, V = spla.eigsh(A, k=pairs, which="SA", v0=v0, ncv=ncv, maxiter=prob.budget,
+                              tol=ARPACK_TOL_FACTOR * prob.tol)
+        lowest = np.argsort(theta)[:k]
+        theta, V = theta[lowest] - shift, V[:, lowest]
     except (_BudgetReached, spla.ArpackNoConvergence, spla.ArpackError) as err:
         budget = isinstance(err, _BudgetReached)
         info.message = f"stopped at the matvec budget ({prob.budget})" if budget else f"ARPACK: {err}"
@@ -433,7 +445,8 @@ def _arpack(prob: _Problem, block: int | None):
 
 
 def _lobpcg(prob: _Problem, block: int | None):
-    """``scipy.sparse.linalg.lobpcg(largest=False)`` on ``block`` (default k) Gaussian columns, with
+    """``scipy.sparse.linalg.lobpcg(largest=False)`` on ``block`` (default :func:`default_block`)
+    Gaussian columns, with
     its absolute test ``‖r_j‖ <= tol_L`` at ``tol_L = tol·‖A‖_est/2``.
 
     LOBPCG deactivates a column for good once its residual passes the test, so the returned
@@ -444,7 +457,7 @@ def _lobpcg(prob: _Problem, block: int | None):
     (``n < 5·block``) are solved densely by SciPy (n products). If SciPy fails (Cholesky or
     ``eigh`` breakdown) the last result, or the Rayleigh–Ritz of the start block, is returned.
     """
-    k, bs = prob.k, block or prob.k
+    k, bs = prob.k, block or default_block(prob.k, prob.op.n)
     A = _CountingOperator(prob)
     X = torch.randn(prob.op.n, bs, generator=torch.Generator().manual_seed(prob.seed), dtype=torch.float64).numpy()
     theta, previous, info = None, math.inf, EigenInfo(block=bs)
@@ -557,15 +570,27 @@ def _solve(A, k, which, tol, max_matvecs, probe_steps, seed, block, method: str,
     return theta, V, info
 
 
-def _whole_space(prob: _Problem):
-    """Rayleigh–Ritz on all of ℝⁿ (``A I``: n products): exact, for operators so small that one
-    filter step would cost more."""
-    V = torch.eye(prob.op.n, dtype=prob.op.dtype, device=prob.op.device)
-    theta, V, AV = _rayleigh_ritz(V, prob.op.matmat(V))
-    res = prob.residuals(V, AV, theta)
-    info = EigenInfo(outer_iters=1, block=prob.op.n,
-                     message=f"n = {prob.op.n} is at most one filter step's products: Rayleigh–Ritz on the whole space")
-    return theta[: prob.k], V[:, : prob.k], res[: prob.k], info
+def _whole_space_cheaper(prob: _Problem, degree: int, columns: int) -> bool:
+    """A filter step of ``degree`` on ``columns`` would cost at least the n products of the
+    whole-space Rayleigh–Ritz, which fits in memory (n <= 4096) and in the budget."""
+    n = prob.op.n
+    return (degree + 1) * columns >= n and n <= min(WHOLE_SPACE_MAX_N, prob.budget - prob.matvecs)
+
+
+def _whole_space(prob: _Problem, info: EigenInfo, why: str):
+    """Rayleigh–Ritz on all of ℝⁿ: ``H = A I`` (n products), the k lowest eigenpairs of H by dense
+    ``eigh``; exact, for operators where one filter step would cost more."""
+    n, k = prob.op.n, prob.k
+    H = prob.op.matmat(torch.eye(n, dtype=prob.op.dtype, device=prob.op.device))
+    H = ((H + H.mT) / 2).to(torch.float64).cpu().numpy()
+    theta, S = (torch.from_numpy(x).to(dtype=prob.op.dtype, device=prob.op.device)
+                for x in sla.eigh(H, subset_by_index=(0, k - 1)))
+    res = prob.residuals(S, torch.from_numpy(H @ S.to(torch.float64).cpu().numpy()).to(S), theta)
+    info.outer_iters += 1
+    info.whole_space = True
+    info.message = f"{why}: Rayleigh–Ritz on the whole space"
+    info.history.append((prob.matvecs, float(res.max())))
+    return theta, S, res, info
 
 
 def _check_max_degree(max_degree, degree: int) -> None:
@@ -574,15 +599,17 @@ def _check_max_degree(max_degree, degree: int) -> None:
         raise InputValueError(f"max_degree must be an integer >= degree = {degree}, got {max_degree!r}")
 
 
-def _filter_run(filt: Filter, block: int | None, reprobe: bool, max_degree: int | None):
+def _filter_run(filt: Filter, block: int | None, reprobe: bool, max_degree: int | None, whole_space: bool):
     _check_max_degree(max_degree, filt.degree)
+    if not isinstance(whole_space, bool):
+        raise InputValueError(f"whole_space must be True or False, got {whole_space!r}")
 
     def run(prob: _Problem):
         blk = default_block(prob.k, prob.op.n) if block is None else min(int(block), prob.op.n)
-        if prob.op.n <= (filt.degree + 1) * blk:
-            return _whole_space(prob)
+        if whole_space and _whole_space_cheaper(prob, filt.degree, blk):
+            return _whole_space(prob, EigenInfo(block=blk), f"n = {prob.op.n} is at most one filter step's products")
         top = max(filt.degree, MAX_DEGREE if max_degree is None else int(max_degree))
-        return _subspace_iteration(prob, filt, blk, reprobe, top)
+        return _subspace_iteration(prob, filt, blk, reprobe, top, whole_space)
 
     return run
 
@@ -600,6 +627,7 @@ def filtered_subspace_iteration(
     seed: int = 0,
     reprobe: bool = True,
     max_degree: int | None = None,
+    whole_space: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor, EigenInfo]:
     """k extreme eigenpairs of symmetric A by filtered subspace iteration with any :class:`Filter`.
 
@@ -607,13 +635,15 @@ def filtered_subspace_iteration(
     the probe's interval ``[a, b]`` and ``a_L`` for every iteration instead of updating them from
     the Ritz values. A filter that ``escalates`` (ChFSI's, learned ones) starts at its degree and
     from the second step takes :func:`filter_degree`, at most ``max_degree`` (default 4000; pass
-    the filter's degree for fixed-degree ChFSI). If ``n <= (degree + 1)·block`` (one filter step
-    would cost n products or more) the answer is the exact Rayleigh–Ritz on the whole space.
+    the filter's degree for fixed-degree ChFSI). With ``whole_space`` (default), when the next filter
+    step would cost n products or more (``(degree + 1)·columns >= n``, the first step included) and
+    ``n <= 4096`` fits the budget, the answer is the exact Rayleigh–Ritz on the whole space
+    (``info.whole_space``); ``False`` keeps the filter to the end, as filter comparisons need.
     Stops when ``max_residual <= tol``, at ``max_matvecs`` (default ``200·n``; the first outer
     iteration always runs) or on stagnation (no new best max residual, by 0.1 %, in 50 outer
     iterations); returns the best pairs seen, ascending.
     """
-    run = _filter_run(filter, block, reprobe, max_degree)
+    run = _filter_run(filter, block, reprobe, max_degree, whole_space)
     return _solve(A, k, which, tol, max_matvecs, probe_steps, seed, block, "filter", run)
 
 
@@ -632,6 +662,7 @@ def eigsh(
     probe_steps: int = DEFAULT_PROBE_STEPS,
     reprobe: bool = True,
     max_degree: int | None = None,
+    whole_space: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor, EigenInfo]:
     """``vals, vecs, info``: the k smallest (``which="SA"``) or largest (``"LA"``) eigenpairs of
     symmetric A (NumPy, SciPy sparse, ``LinearOperator``, torch), values ascending.
@@ -641,14 +672,16 @@ def eigsh(
     ``"lanczos"`` (SciPy/ARPACK ``eigsh``), ``"lobpcg"`` (SciPy, no preconditioner). All share the
     probe, the residual definition (module docstring), ``tol``, ``max_matvecs`` and ``seed``;
     see :func:`filtered_subspace_iteration` for ``block``, ``reprobe``, ``max_degree`` (chfsi and
-    autospec raise their degree on packed wanted ends; rsi keeps ``degree``) and the stopping rules.
+    autospec raise their degree on packed wanted ends; rsi keeps ``degree``), ``whole_space`` and
+    the stopping rules. ``block`` (default :func:`default_block`) is also LOBPCG's block and the
+    number of pairs ARPACK computes.
     """
     if method not in METHODS:
         raise InputValueError(f"unknown method {method!r}; choose one of {METHODS}")
     if method in FILTERS:
         if isinstance(degree, bool) or not isinstance(degree, (int, np.integer)) or degree < 1:
             raise InputValueError(f"degree must be a positive integer, got {degree!r}")
-        run = _filter_run(FILTERS[method](int(degree), engine), block, reprobe, max_degree)
+        run = _filter_run(FILTERS[method](int(degree), engine), block, reprobe, max_degree, whole_space)
     else:
         run = lambda prob: BASELINES[method](prob, block)
     return _solve(A, k, which, tol, max_matvecs, probe_steps, seed, block, method, run)

@@ -87,9 +87,15 @@ class Row:
     eig_error: float | None = None
     kappa: float | None = None
     definite: str = ""
-    stop: str = ""  # tol | stagnated | budget | other
-    top_degree: int | None = None  # filter methods: the largest degree used (0: Rayleigh–Ritz on the whole space)
+    stop: str = ""  # tol | whole space | stagnated | budget | other
+    top_degree: int | None = None  # filter methods: the largest degree used (0: no filter step, see `stop`)
     error: str = ""
+
+    @property
+    def iterated(self) -> bool:
+        """Converged by its own iteration, not by the whole-space Rayleigh–Ritz of the filter methods
+        (``top_degree == 0`` marks that in files written before the ``stop`` value existed)."""
+        return self.converged and self.stop != "whole space" and self.top_degree != 0
 
     def correct(self, tol: float) -> bool:
         return self.converged and self.eig_error is not None and self.eig_error <= CORRECT_FACTOR * tol
@@ -147,6 +153,7 @@ class _Settings:
     probe_steps: int
     budget_per_row: int
     max_matvecs: int | None
+    whole_space: bool
 
     def budget(self, n: int) -> int:
         budget = self.budget_per_row * n
@@ -156,6 +163,8 @@ class _Settings:
 # -- one (matrix, k) -------------------------------------------------------------------------------
 
 def _stop(info) -> str:
+    if info.whole_space:
+        return "whole space"
     if info.converged:
         return "tol"
     return "stagnated" if info.stagnated else "budget" if "budget" in info.message else "other"
@@ -165,7 +174,8 @@ def _run(A: sp.csr_matrix, k: int, method: str, s: _Settings, ref: Reference | N
     """One eigsh run filling ``row`` (and ``case.histories``); exceptions become ``row.error``."""
     try:
         vals, _, info = eigsh(A, k=k, which=s.which, method=method, tol=s.tol, degree=s.degree, engine=s.engine,
-                              seed=s.seed, max_matvecs=s.budget(A.shape[0]), probe_steps=s.probe_steps)
+                              seed=s.seed, max_matvecs=s.budget(A.shape[0]), probe_steps=s.probe_steps,
+                              whole_space=s.whole_space)
     except Exception as err:  # a failed run is a row that says why; the evaluation goes on
         row.error = describe(err)
         return
@@ -191,7 +201,7 @@ class _FirstContext(Exception):
 class _CaptureFilter:
     """A filter that stops the iteration at its first call, handing over the context."""
 
-    degree = 0  # never applied; 0 keeps n <= (degree + 1)·block (the whole-space path) out of the way
+    degree = 0  # never applied
     escalates = False
 
     def __call__(self, ctx: FilterContext):
@@ -202,7 +212,8 @@ def first_context(A, k: int, which: str = "SA", probe_steps: int = DEFAULT_PROBE
     """The context of the first outer iteration of :func:`autospec.eigsh` (probe, interval, Ritz
     values), exactly as a filter method sees it (costs the probe only)."""
     try:
-        filtered_subspace_iteration(A, k, _CaptureFilter(), which=which, probe_steps=probe_steps, seed=seed)
+        filtered_subspace_iteration(A, k, _CaptureFilter(), which=which, probe_steps=probe_steps, seed=seed,
+                                    whole_space=False)
     except _FirstContext as stop:
         return stop.args[0]
     raise RuntimeError("the subspace iteration never called its filter")
@@ -259,6 +270,7 @@ def evaluate_eigen(
     probe_steps: int = DEFAULT_PROBE_STEPS,
     budget_per_row: int = BUDGET_PER_ROW,
     max_matvecs: int | None = None,
+    whole_space: bool = True,
     max_n: int | None = None,
     exact_max_n: int = 5000,
     seed: int = 0,
@@ -268,7 +280,9 @@ def evaluate_eigen(
     """Run every method for every matrix and k; write ``results.csv``, ``results.md`` and plots.
 
     ``matrices`` keeps only those names; ``max_n`` skips larger matrices (rows say so);
-    ``gallery_ks``/``gallery_methods`` (default: ``ks``/``methods``) limit the generated problems.
+    ``gallery_ks``/``gallery_methods`` (default: ``ks``/``methods``) limit the generated problems;
+    ``whole_space=False`` keeps the filters from switching to the whole-space Rayleigh–Ritz
+    (:func:`autospec.eigen.eigsh`), for comparing filters.
     """
     bad = [m for m in [*methods, *(gallery_methods or ())] if m not in METHODS]
     if bad:
@@ -278,8 +292,10 @@ def evaluate_eigen(
     ks = [int(k) for k in ks]
     if not ks or any(k < 1 for k in [*ks, *(gallery_ks or ())]):
         raise InputValueError(f"ks must be a non-empty list of positive integers, got {ks}")
+    if not isinstance(whole_space, bool):
+        raise InputValueError(f"whole_space must be true or false, got {whole_space!r}")
     settings = _Settings(list(methods), which, float(tol), int(degree), engine, int(seed), int(probe_steps),
-                         int(budget_per_row), None if max_matvecs is None else int(max_matvecs))
+                         int(budget_per_row), None if max_matvecs is None else int(max_matvecs), whole_space)
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     gallery = list(gallery or ())
@@ -294,7 +310,7 @@ def evaluate_eigen(
             else (ks, list(methods)) for s in sources}
     meta = {"engine": str(engine), "which": which, "tol": settings.tol, "degree": settings.degree,
             "probe_steps": settings.probe_steps, "budget_per_row": settings.budget_per_row,
-            "max_matvecs": settings.max_matvecs, "exact_max_n": exact_max_n, "seed": settings.seed}
+            "max_matvecs": settings.max_matvecs, "whole_space": whole_space, "exact_max_n": exact_max_n, "seed": settings.seed}
     csv_path, md_path = out / "results.csv", out / "results.md"
     rows: list[Row] = []
     pictures: list[Path] = []
@@ -392,8 +408,8 @@ def read_csv(path: str | Path) -> list[Row]:
 def summarize(rows: Sequence[Row], tol: float, reference: str = REFERENCE) -> dict:
     """Two tables, per k and pooled (``k="all"``):
 
-    * ``ratios``: for every method but the reference, over the (matrix, k) where both converged and
-      the reference ran its filter (not the whole-space Rayleigh–Ritz of tiny n): ``cases``,
+    * ``ratios``: for every method but the reference, over the (matrix, k) where both converged by
+      their own iteration (not by the filters' switch to the whole-space Rayleigh–Ritz): ``cases``,
       ``median`` of ``matvecs / reference matvecs`` and ``worse`` = share with ratio > 1.1;
     * ``correctness``: per method over the runs with a dense reference and ``kappa <= 1e8``:
       ``cases``, ``converged``, ``correct`` (converged and ``eig_error <= 10·tol``), ``wrong``
@@ -410,7 +426,7 @@ def summarize(rows: Sequence[Row], tol: float, reference: str = REFERENCE) -> di
             if method != reference:
                 pairs = [(r, cells.get((r.matrix, r.k, reference))) for r in selected]
                 values = [r.matvecs / c.matvecs for r, c in pairs
-                          if r.converged and c is not None and c.converged and c.top_degree != 0]
+                          if r.iterated and c is not None and c.iterated]
                 ratios.append({"k": k, "method": method, "cases": len(values), "median": median(values),
                                "worse": float(np.mean([v > RATIO_SLACK for v in values])) if values else math.nan})
             graded = [r for r in selected if r.kappa is not None and r.kappa <= KAPPA_MAX]

@@ -6,7 +6,8 @@ Held-out seeded spectra from every family (κ 1e1–1e6), reflected and shifted 
 random exactly as in training (``EigfilterTask.prepare``, seeds never used in training), as sparse
 diagonal matrices of size n; ``autospec.eigsh`` with k = 4 and 16, tol 1e-8, degree 15, block
 ``default_block(k, n)``, a matvec budget of ``50·n`` per run, ``method="autospec"`` (the learned filter) and ``"chfsi"``,
-both with eigsh's degree escalation (``--max-degree 15``: fixed degree 15). Prints the
+both with eigsh's degree escalation (``--max-degree 15``: fixed degree 15) and without the
+whole-space switch (``whole_space=False``: the filters alone). Prints the
 per-family median matvec ratio, the share of problems worse by >10 % and the converged counts.
 
 ``--oracles`` adds two filters that know the spectrum — ChFSI with the exact ``λmax`` as the upper
@@ -62,10 +63,12 @@ def measure(engine: str, problems: int, n: int, ks: list[int], budget: int, orac
                 if method.startswith("oracle"):
                     cut = float(np.sort(lam)[default_block(k, n)]) if method == "oracle_ab" else None
                     vals, _, info = filtered_subspace_iteration(A, k, OracleFilter(float(lam.max()), cut), tol=1e-8,
-                                                                seed=i, max_matvecs=budget * n, max_degree=max_degree)
+                                                                seed=i, max_matvecs=budget * n, max_degree=max_degree,
+                                                                whole_space=False)
                 else:
                     vals, _, info = eigsh(A, k=k, method=method, engine=engine if method == "autospec" else None,
-                                          tol=1e-8, seed=i, max_matvecs=budget * n, max_degree=max_degree)
+                                          tol=1e-8, seed=i, max_matvecs=budget * n, max_degree=max_degree,
+                                          whole_space=False)
                 row[method] = info.matvecs
                 row[f"{method}_ok"] = info.converged and bool(np.allclose(vals.numpy(), lam[:k],
                                                                           atol=1e-6 * np.abs(lam).max()))

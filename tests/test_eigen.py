@@ -10,7 +10,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 import torch
 
-from autospec import errors
+from autospec import eigen, errors
 from autospec.eigen import (
     METHODS,
     FilterContext,
@@ -58,7 +58,6 @@ MATRICES = {
     "indefinite": lambda: (laplacian2d(20, 21) - 2.0 * sp.eye(420)).tocsr(),
 }
 SHIPPED = [p for p in [DATA / "gr_30_30.mtx"] if p.exists()]  # well conditioned (κ ≈ 195)
-DOUBLE_EIGENVALUES = {"gr_30_30"}  # 9-point stencil on a square grid
 for _path in SHIPPED:
     MATRICES[_path.stem] = lambda p=_path: sp.csr_matrix(scipy.io.mmread(str(p)))
 
@@ -97,8 +96,6 @@ def _check_pairs(A, exact, vals, vecs, info, k, tol):
 @pytest.mark.parametrize("name", list(MATRICES))
 @pytest.mark.parametrize("method", BASELINE_METHODS)
 def test_smallest_eigenvalues_match_eigvalsh(problems, method, name, k):
-    if method == "lanczos" and name in DOUBLE_EIGENVALUES:
-        pytest.xfail("single-vector Lanczos (ARPACK) does not see the second copy of a double eigenvalue")
     A, _, exact = problems[name]
     vals, vecs, info = eigsh(A, k=k, method=method, tol=1e-8, seed=0)
     _check_pairs(A, exact, vals, vecs, info, k, 1e-8)
@@ -113,6 +110,18 @@ def test_block_methods_resolve_double_eigenvalues(method):
     exact = np.linalg.eigvalsh(A.toarray())
     vals, vecs, info = eigsh(A, k=6, method=method, tol=1e-8)
     _check_pairs(A, exact, vals, vecs, info, 6, 1e-8)
+
+
+@pytest.mark.skipif(not SHIPPED, reason="data/suitesparse/gr_30_30.mtx not in this checkout")
+def test_lanczos_guard_pairs_find_the_second_copy(problems):
+    """Single-vector Lanczos converges to one copy of a double eigenvalue first; computing
+    ``default_block(k)`` pairs (the default) finds the second copy that ``k + 1`` pairs miss."""
+    A, _, exact = problems["gr_30_30"]
+    vals, _, info = eigsh(A, k=4, method="lanczos")
+    assert info.converged and info.block == 8
+    np.testing.assert_allclose(vals.numpy(), exact[:4], rtol=0, atol=1e-7 * exact[-1])
+    vals, _, info = eigsh(A, k=4, method="lanczos", block=5)
+    assert info.converged and np.abs(vals.numpy() - exact[:4]).max() > 1e-3 * exact[-1]
 
 
 @pytest.mark.parametrize("method", ["chfsi", "lanczos", "lobpcg"])
@@ -199,10 +208,10 @@ def _packed_bottom(n: int = 500) -> np.ndarray:
 def test_degree_escalation_converges_on_a_packed_wanted_end(method):
     A = _packed_bottom()
     exact = np.linalg.eigvalsh(A)
-    vals, _, info = eigsh(A, k=4, method=method, max_matvecs=40_000)
-    assert info.converged and info.degree > 100  # escalated far above 15
+    vals, _, info = eigsh(A, k=4, method=method, max_matvecs=40_000, whole_space=False)
+    assert info.converged and info.degree > 100 and not info.whole_space  # escalated far above 15
     np.testing.assert_allclose(vals.numpy(), exact[:4], rtol=0, atol=1e-8 * exact[-1])
-    _, _, fixed = eigsh(A, k=4, method=method, max_matvecs=40_000, max_degree=15)
+    _, _, fixed = eigsh(A, k=4, method=method, max_matvecs=40_000, max_degree=15, whole_space=False)
     assert not fixed.converged and fixed.degree == 15 and fixed.max_residual > 100 * info.max_residual
 
 
@@ -220,6 +229,26 @@ def test_filter_degree_rule():
     assert np.cosh(capped * wanted_rate(a, b, -5.0)) / np.cosh(capped * u) <= 1e6
 
 
+@pytest.mark.parametrize("method", ["chfsi", "autospec"])
+def test_switch_to_the_whole_space_when_a_filter_step_costs_n(method, monkeypatch):
+    """An escalated degree-m step on c columns costs ``(m + 1)·c >= n`` products: the whole-space
+    Rayleigh–Ritz (n products, exact) replaces it."""
+    A = _packed_bottom()
+    exact = np.linalg.eigvalsh(A)
+    vals, vecs, info = eigsh(A, k=4, method=method, max_matvecs=40_000)
+    assert info.converged and info.whole_space and "whole space" in info.message
+    assert 0 < info.degree and (info.degree + 1) * 8 < 500  # the filter steps before it were cheaper
+    iterated = info.history[-2][0]
+    assert info.matvecs == iterated + 500 and info.outer_iters == len(info.history)
+    np.testing.assert_allclose(vals.numpy(), exact[:4], rtol=0, atol=1e-12 * exact[-1])
+    np.testing.assert_allclose(A @ vecs.numpy(), vecs.numpy() * vals.numpy(), atol=1e-12)
+    _, _, short = eigsh(A, k=4, method=method, max_matvecs=400)  # no room for n products: no switch
+    assert not short.whole_space and not short.converged
+    monkeypatch.setattr(eigen, "WHOLE_SPACE_MAX_N", 499)  # A too large to hold densely: no switch
+    _, _, large = eigsh(A, k=4, method=method, max_matvecs=4000)
+    assert not large.whole_space and large.degree > 100
+
+
 def test_tiny_problems_are_solved_on_the_whole_space():
     """n <= (degree + 1)·block: one Rayleigh–Ritz on all of ℝⁿ (n products) is exact and cheaper
     than one filter step."""
@@ -228,9 +257,11 @@ def test_tiny_problems_are_solved_on_the_whole_space():
     for method in ("chfsi", "rsi"):
         vals, vecs, info = eigsh(A, k=4, method=method, probe_steps=20)
         assert info.converged and info.outer_iters == 1 and info.matvecs == 20 + 72 and info.degree == 0
-        assert "whole space" in info.message
+        assert info.whole_space and "whole space" in info.message
         np.testing.assert_allclose(vals.numpy(), exact[:4], atol=1e-12)
         np.testing.assert_allclose(vecs.numpy().T @ vecs.numpy(), np.eye(4), atol=1e-12)
+    _, _, filtered = eigsh(A, k=4, method="chfsi", probe_steps=20, whole_space=False)
+    assert filtered.converged and not filtered.whole_space and filtered.degree >= 15
 
 
 def test_seeded_runs_reproduce():
@@ -261,7 +292,7 @@ def _very_ill_conditioned(n=400):
 @pytest.mark.parametrize("method", BASELINE_METHODS)
 def test_budget_stop_on_very_ill_conditioned_matrix(method):
     A = _very_ill_conditioned()
-    vals, vecs, info = eigsh(A, k=16, method=method, tol=1e-10, max_matvecs=1000)
+    vals, vecs, info = eigsh(A, k=16, method=method, tol=1e-10, max_matvecs=1000, whole_space=False)
     assert not info.converged
     assert info.matvecs <= 1000
     assert vals.shape == (16,) and torch.isfinite(vals).all() and torch.isfinite(vecs).all()
@@ -319,6 +350,7 @@ def test_degenerate_spectra_do_not_break(A):
         ({"max_matvecs": 0}, "max_matvecs"),
         ({"max_degree": 10}, "max_degree"),
         ({"max_degree": 20.5}, "max_degree"),
+        ({"whole_space": "yes"}, "whole_space"),
     ],
 )
 def test_bad_arguments_raise(kwargs, match):

@@ -55,9 +55,9 @@ def test_csv_has_the_contract_columns_in_order(result):
 def test_converged_chfsi_matches_eigvalsh(result, matrices):
     for name in ("lap", "indef"):
         row = next(r for r in result.rows if r.matrix == name and r.method == "chfsi")
-        assert row.converged and row.stop == "tol" and not row.error
+        assert row.converged and not row.error and row.stop == ("whole space" if name == "indef" else "tol")
         assert row.max_residual <= 1e-8 and row.matvecs > 0 and row.degree == 15
-        assert row.top_degree == 0 if name == "indef" else row.top_degree >= 15  # 0: whole-space Rayleigh–Ritz
+        assert row.top_degree == 0 if name == "indef" else row.top_degree >= 15  # 0: no filter step
         assert row.eig_error < 1e-7
     lap = next(r for r in result.rows if r.matrix == "lap")
     assert lap.definite == "positive"
@@ -121,16 +121,19 @@ def test_summary_ratios_and_correctness():
     rows = [row("a", "chfsi", 100), row("a", "autospec", 50), row("b", "chfsi", 100), row("b", "autospec", 200),
             row("c", "chfsi", 100, converged=False), row("c", "autospec", 80, eig_error=1.0),
             row("d", "chfsi", 100, kappa=1e12), row("d", "autospec", 120, kappa=1e12),
-            row("e", "chfsi", 30), row("e", "autospec", 30)]
-    rows[-2].top_degree = rows[-1].top_degree = 0  # tiny n: no filter ran, not a filter comparison
+            row("e", "chfsi", 30), row("e", "autospec", 30), row("f", "chfsi", 900), row("f", "autospec", 300)]
+    rows[-4].top_degree = rows[-3].top_degree = 0  # tiny n: no filter ran (files before `stop` said so)
+    rows[-1].stop, rows[-1].top_degree = "whole space", 200  # switched mid-run: not a filter comparison
     summary = summarize(rows, tol=1e-8)
     (ratio,) = summary["ratios"]
     assert ratio["cases"] == 3 and ratio["median"] == pytest.approx(1.2) and ratio["worse"] == pytest.approx(2 / 3)
     auto = next(c for c in summary["correctness"] if c["method"] == "autospec")
-    assert (auto["cases"], auto["converged"], auto["correct"], auto["wrong"]) == (4, 4, 3, 1)
+    assert (auto["cases"], auto["converged"], auto["correct"], auto["wrong"]) == (5, 5, 4, 1)
 
 
 def test_bad_settings_raise_clear_errors(matrices, tmp_path):
+    with pytest.raises(InputValueError, match="whole_space"):
+        evaluate_eigen(tmp_path, matrices, whole_space="no")
     with pytest.raises(InputValueError, match="unknown eval settings.*bogus"):
         evaluate_config({"output_dir": str(tmp_path), "matrix_dir": str(matrices), "bogus": 1})
     with pytest.raises(InputValueError, match="unknown methods"):
