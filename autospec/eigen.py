@@ -409,7 +409,8 @@ def _verified(prob: _Problem, theta, V):
 def _arpack(prob: _Problem, block: int | None):
     """``scipy.sparse.linalg.eigsh(which="SA")`` (implicitly restarted Lanczos, no shift-invert) for
     ``block`` pairs (default :func:`default_block`; the guard pairs help it find second copies of
-    repeated eigenvalues), SciPy's ``ncv = max(2·block + 1, 20)``; the lowest k are returned.
+    repeated eigenvalues), SciPy's ``ncv = max(2·block + 1, 20)`` (n when that is ≥ n/2, where
+    ARPACK's restarts can break down); the lowest k are returned.
 
     ARPACK stops at ``‖r_j‖ <= tol_A·|θ_j|``; it runs on ``A + σI`` with ``σ = ‖A‖_est − θ_min(probe)``
     (same Krylov spaces, wanted ``|θ_j + σ| ≈ ‖A‖_est``) and ``tol_A = tol/2``, so its test matches
@@ -420,7 +421,8 @@ def _arpack(prob: _Problem, block: int | None):
     """
     n, k = prob.op.n, prob.k
     pairs = min(block or default_block(k, n), n - 1)
-    ncv = min(n, max(2 * pairs + 1, 20))
+    ncv = max(2 * pairs + 1, 20)
+    ncv = n if 2 * ncv >= n else ncv  # a basis of half the space: take all of it (exact, no restarts)
     shift = prob.scale - float(prob.probe.theta_min)
     A = _CountingOperator(prob, shift=shift, keep=4 * ncv)
     v0 = np.random.default_rng(prob.seed).standard_normal(n)

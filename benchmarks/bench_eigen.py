@@ -9,7 +9,7 @@ why it stopped, and ``eig_err`` = ``max_j |θ_j − λ_j|/‖A‖₂`` against d
 Budget: ``--budget-per-row``·n matvecs (the library default is 200), capped at ``--max-matvecs``.
 
     python benchmarks/bench_eigen.py [--dir /work/shared/data/suitesparse] [--k 4 16] [--tol 1e-8]
-    python benchmarks/bench_eigen.py --summarize OUT1 OUT2 ...   # summary tables of several runs' union
+    python benchmarks/bench_eigen.py --summarize OUT1 OUT2 ...   # summary tables of several runs' union (later wins)
 """
 
 from __future__ import annotations
@@ -42,12 +42,14 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="write results.csv/results.md (and plots) here")
     parser.add_argument("--plots", action="store_true")
     parser.add_argument("--summarize", nargs="+", metavar="OUT", default=None,
-                        help="only print the summary tables of the union of these runs' results.csv")
+                        help="only print the summary tables of the union of these runs' results.csv "
+                             "(a case in several runs: the last one's row)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.summarize:
-        rows = [row for out in args.summarize for row in read_csv(os.path.join(out, "results.csv"))]
-        print(summary_tables(summarize(rows, args.tol)))
+        cases = {(row.matrix, row.k, row.method): row  # a later run replaces an earlier one's case
+                 for out in args.summarize for row in read_csv(os.path.join(out, "results.csv"))}
+        print(summary_tables(summarize(list(cases.values()), args.tol)))
         return
 
     out = args.out or tempfile.mkdtemp(prefix="bench_eigen-")
