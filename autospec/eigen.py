@@ -221,6 +221,7 @@ class _Problem:
     start: int  # op.matvecs before the probe
     probe: Probe
     scale: float  # ‖A‖_est = max_j |θ_j(probe)|
+    block: int  # columns of the block methods, pairs of ARPACK (default_block unless given, at most n)
 
     @property
     def matvecs(self) -> int:
@@ -267,7 +268,8 @@ def _setup(A, k, which: str, tol: float, max_matvecs: int | None, probe_steps: i
     budget = BUDGET_PER_ROW * op.n if max_matvecs is None else int(max_matvecs)
     probe = lanczos(op, steps=probe_steps, seed=seed)
     scale = max(float(probe.ritz.abs().max()), torch.finfo(op.dtype).tiny)
-    return _Problem(op, int(k), float(tol), budget, int(seed), start, probe, scale)
+    block = default_block(int(k), op.n) if block is None else min(int(block), op.n)
+    return _Problem(op, int(k), float(tol), budget, int(seed), start, probe, scale, block)
 
 
 def _orthonormalise(W: torch.Tensor, locked: torch.Tensor, prob: _Problem, gen: torch.Generator) -> torch.Tensor:
@@ -305,12 +307,12 @@ def unwanted_lower(a, b, lowest) -> torch.Tensor:
     return torch.minimum(torch.maximum(a, lowest), b - MIN_INTERVAL * width)
 
 
-def _subspace_iteration(prob: _Problem, filt: Filter, block: int, reprobe: bool, max_degree: int, whole_space: bool):
+def _subspace_iteration(prob: _Problem, filt: Filter, reprobe: bool, max_degree: int, whole_space: bool):
     """Filtered subspace iteration (module docstring); escalating filters take :func:`filter_degree`
     after the first step; with ``whole_space`` a step that would cost n products or more is replaced
     by :func:`_whole_space`. Returns the best pairs seen and the info (``info.degree``: the largest
     degree used)."""
-    op, k, tol = prob.op, prob.k, prob.tol
+    op, k, tol, block = prob.op, prob.k, prob.tol, prob.block
     gen = torch.Generator().manual_seed(prob.seed)
     V = prob.gaussian(block, gen)
     locked, locked_theta, locked_res = V[:, :0], V.new_zeros(0), V.new_zeros(0)
@@ -332,7 +334,7 @@ def _subspace_iteration(prob: _Problem, filt: Filter, block: int, reprobe: bool,
             info.message = f"stopped at the matvec budget ({prob.budget})"
             break
         degree = min(degree, max(affordable, filt.degree))
-        if whole_space and info.outer_iters and _whole_space_cheaper(prob, degree, V.shape[1]):
+        if whole_space and _whole_space_cheaper(prob, degree, V.shape[1]):
             return _whole_space(prob, info, f"a degree-{degree} filter step would cost n = {op.n} products or more")
         info.degree = max(info.degree, degree)
         ctx = FilterContext(op, prob.probe, a, b, lowest, ritz, res, info.outer_iters, k, block, degree)
@@ -406,9 +408,9 @@ def _verified(prob: _Problem, theta, V):
     return theta, V, prob.residuals(V, prob.op._matmat(V), theta)
 
 
-def _arpack(prob: _Problem, block: int | None):
+def _arpack(prob: _Problem):
     """``scipy.sparse.linalg.eigsh(which="SA")`` (implicitly restarted Lanczos, no shift-invert) for
-    ``block`` pairs (default :func:`default_block`; the guard pairs help it find second copies of
+    ``prob.block`` pairs (default :func:`default_block`; the guard pairs help it find second copies of
     repeated eigenvalues), SciPy's ``ncv = max(2·block + 1, 20)`` (n when that is ≥ n/2, where
     ARPACK's restarts can break down); the lowest k are returned.
 
@@ -420,7 +422,7 @@ def _arpack(prob: _Problem, block: int | None):
     counted, beyond the budget) when those span fewer than k directions.
     """
     n, k = prob.op.n, prob.k
-    pairs = min(block or default_block(k, n), n - 1)
+    pairs = min(prob.block, n - 1)
     ncv = max(2 * pairs + 1, 20)
     ncv = n if 2 * ncv >= n else ncv  # a basis of half the space: take all of it (exact, no restarts)
     shift = prob.scale - float(prob.probe.theta_min)
@@ -446,10 +448,9 @@ def _arpack(prob: _Problem, block: int | None):
     return (*_verified(prob, theta, V), info)
 
 
-def _lobpcg(prob: _Problem, block: int | None):
-    """``scipy.sparse.linalg.lobpcg(largest=False)`` on ``block`` (default :func:`default_block`)
-    Gaussian columns, with
-    its absolute test ``‖r_j‖ <= tol_L`` at ``tol_L = tol·‖A‖_est/2``.
+def _lobpcg(prob: _Problem):
+    """``scipy.sparse.linalg.lobpcg(largest=False)`` on ``block = prob.block`` (default
+    :func:`default_block`) Gaussian columns, with its absolute test ``‖r_j‖ <= tol_L`` at ``tol_L = tol·‖A‖_est/2``.
 
     LOBPCG deactivates a column for good once its residual passes the test, so the returned
     residuals may exceed it again: the run is restarted from its result (at most 5 runs) while
@@ -459,7 +460,7 @@ def _lobpcg(prob: _Problem, block: int | None):
     (``n < 5·block``) are solved densely by SciPy (n products). If SciPy fails (Cholesky or
     ``eigh`` breakdown) the last result, or the Rayleigh–Ritz of the start block, is returned.
     """
-    k, bs = prob.k, block or default_block(prob.k, prob.op.n)
+    k, bs = prob.k, prob.block
     A = _CountingOperator(prob)
     X = torch.randn(prob.op.n, bs, generator=torch.Generator().manual_seed(prob.seed), dtype=torch.float64).numpy()
     theta, previous, info = None, math.inf, EigenInfo(block=bs)
@@ -582,12 +583,11 @@ def _whole_space_cheaper(prob: _Problem, degree: int, columns: int) -> bool:
 def _whole_space(prob: _Problem, info: EigenInfo, why: str):
     """Rayleigh–Ritz on all of ℝⁿ: ``H = A I`` (n products), the k lowest eigenpairs of H by dense
     ``eigh``; exact, for operators where one filter step would cost more."""
-    n, k = prob.op.n, prob.k
-    H = prob.op.matmat(torch.eye(n, dtype=prob.op.dtype, device=prob.op.device))
-    H = ((H + H.mT) / 2).to(torch.float64).cpu().numpy()
-    theta, S = (torch.from_numpy(x).to(dtype=prob.op.dtype, device=prob.op.device)
-                for x in sla.eigh(H, subset_by_index=(0, k - 1)))
-    res = prob.residuals(S, torch.from_numpy(H @ S.to(torch.float64).cpu().numpy()).to(S), theta)
+    op = prob.op
+    H = op.matmat(torch.eye(op.n, dtype=op.dtype, device=op.device)).to(torch.float64).cpu().numpy()
+    theta, S = sla.eigh((H + H.T) / 2, subset_by_index=(0, prob.k - 1))
+    theta, S, AS = (torch.from_numpy(x).to(dtype=op.dtype, device=op.device) for x in (theta, S, H @ S))
+    res = prob.residuals(S, AS, theta)
     info.outer_iters += 1
     info.whole_space = True
     info.message = f"{why}: Rayleigh–Ritz on the whole space"
@@ -601,17 +601,14 @@ def _check_max_degree(max_degree, degree: int) -> None:
         raise InputValueError(f"max_degree must be an integer >= degree = {degree}, got {max_degree!r}")
 
 
-def _filter_run(filt: Filter, block: int | None, reprobe: bool, max_degree: int | None, whole_space: bool):
+def _filter_run(filt: Filter, reprobe: bool, max_degree: int | None, whole_space: bool):
     _check_max_degree(max_degree, filt.degree)
     if not isinstance(whole_space, bool):
         raise InputValueError(f"whole_space must be True or False, got {whole_space!r}")
 
     def run(prob: _Problem):
-        blk = default_block(prob.k, prob.op.n) if block is None else min(int(block), prob.op.n)
-        if whole_space and _whole_space_cheaper(prob, filt.degree, blk):
-            return _whole_space(prob, EigenInfo(block=blk), f"n = {prob.op.n} is at most one filter step's products")
         top = max(filt.degree, MAX_DEGREE if max_degree is None else int(max_degree))
-        return _subspace_iteration(prob, filt, blk, reprobe, top, whole_space)
+        return _subspace_iteration(prob, filt, reprobe, top, whole_space)
 
     return run
 
@@ -645,7 +642,7 @@ def filtered_subspace_iteration(
     iteration always runs) or on stagnation (no new best max residual, by 0.1 %, in 50 outer
     iterations); returns the best pairs seen, ascending.
     """
-    run = _filter_run(filter, block, reprobe, max_degree, whole_space)
+    run = _filter_run(filter, reprobe, max_degree, whole_space)
     return _solve(A, k, which, tol, max_matvecs, probe_steps, seed, block, "filter", run)
 
 
@@ -683,7 +680,7 @@ def eigsh(
     if method in FILTERS:
         if isinstance(degree, bool) or not isinstance(degree, (int, np.integer)) or degree < 1:
             raise InputValueError(f"degree must be a positive integer, got {degree!r}")
-        run = _filter_run(FILTERS[method](int(degree), engine), block, reprobe, max_degree, whole_space)
+        run = _filter_run(FILTERS[method](int(degree), engine), reprobe, max_degree, whole_space)
     else:
-        run = lambda prob: BASELINES[method](prob, block)
+        run = BASELINES[method]
     return _solve(A, k, which, tol, max_matvecs, probe_steps, seed, block, method, run)
