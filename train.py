@@ -8,7 +8,7 @@ The last line printed is the path of the exported artifact (``<name>.json`` besi
 import hydra
 from omegaconf import DictConfig
 
-from autospec.training import train
+from autospec.training.train import train
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

@@ -3,9 +3,16 @@
 Neural engines read a cheap spectral probe of a symmetric operator and emit the coefficients of
 matrix-polynomial recurrences (polynomial preconditioners for CG, matrix functions, eigenvalue
 filters), after "Learning to Discover Iterative Spectral Algorithms" (arXiv:2602.09530).
+
+This module only re-exports; ``import autospec`` needs no Lightning, Hydra, matplotlib or wandb
+(training lives in :mod:`autospec.training`, evaluations in :mod:`autospec.evaluation`).
 """
 
-from autospec.cg import SolveInfo, pcg
+from autospec import matfun
+from autospec.core import recurrences
+from autospec.core.operators import Diagonal, Operator, as_operator
+from autospec.core.probe import Probe, lanczos, probe, subspace_probe
+from autospec.eigen import EigenInfo, eigsh
 from autospec.errors import (
     ArtifactError,
     AutospecError,
@@ -15,39 +22,37 @@ from autospec.errors import (
     NotPositiveDefiniteError,
     NotSymmetricError,
 )
-from autospec.download import PAPER_MATRICES, DownloadError, fetch_suite
-from autospec import matfun
-from autospec.eigen import EigenInfo, eigsh
-from autospec.engines import LearnedEngine, LearnedPolynomial, load
-from autospec.matrix_io import MatrixFile, MatrixNotFoundError, list_matrices, load_matrix, read_matrix
-from autospec.operators import Diagonal, Operator, as_operator
-from autospec.preconditioners import PolynomialPreconditioner, chebyshev_preconditioner
-from autospec.probe import Probe, lanczos, probe, subspace_probe
-from autospec.solve import solve
+from autospec.learned import LearnedEngine, LearnedPolynomial, load
+from autospec.linsys import PolynomialPreconditioner, SolveInfo, chebyshev_preconditioner, pcg, solve
+from autospec.matrices.io import MatrixFile, MatrixNotFoundError, list_matrices, load_matrix, read_matrix
 
 __version__ = "0.1.0"
+
+_DOWNLOAD = ("PAPER_MATRICES", "DownloadError", "fetch_suite")  # autospec.matrices.download (urllib) on first use
+
+
+def __getattr__(name: str):
+    if name in _DOWNLOAD:
+        from autospec.matrices import download
+
+        return getattr(download, name)
+    raise AttributeError(f"module 'autospec' has no attribute {name!r}")
+
 
 __all__ = [
     "PAPER_MATRICES",
     "ArtifactError",
+    "AutospecError",
+    "BreakdownError",
+    "Diagonal",
     "DownloadError",
     "EigenInfo",
+    "InputTypeError",
+    "InputValueError",
     "LearnedEngine",
     "LearnedPolynomial",
     "MatrixFile",
     "MatrixNotFoundError",
-    "eigsh",
-    "fetch_suite",
-    "list_matrices",
-    "load",
-    "load_matrix",
-    "matfun",
-    "read_matrix",
-    "AutospecError",
-    "BreakdownError",
-    "Diagonal",
-    "InputTypeError",
-    "InputValueError",
     "NotPositiveDefiniteError",
     "NotSymmetricError",
     "Operator",
@@ -56,9 +61,17 @@ __all__ = [
     "SolveInfo",
     "as_operator",
     "chebyshev_preconditioner",
+    "eigsh",
+    "fetch_suite",
     "lanczos",
+    "load",
+    "load_matrix",
+    "list_matrices",
+    "matfun",
     "pcg",
     "probe",
+    "read_matrix",
+    "recurrences",
     "solve",
     "subspace_probe",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from autospec.engine.artifact import shipped_names
 from autospec.errors import AutospecError
 
 
@@ -18,12 +19,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "export":
-            from autospec.engines import export_checkpoint
+            from autospec.training.export import export_checkpoint  # Lightning: only for this command
 
             print(export_checkpoint(args.checkpoint, args.out))
         else:
-            from autospec.artifact import shipped_names
-
             print("\n".join(shipped_names()))
     except AutospecError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -17,9 +17,9 @@ import argparse
 import numpy as np
 
 import autospec
-from autospec.cg import scipy_cg_iterations
-from autospec.gallery import poisson2d
-from autospec.matrix_io import read_matrix
+from autospec.linsys.cg import scipy_cg_iterations
+from autospec.matrices.gallery import poisson2d
+from autospec.matrices.io import read_matrix
 from common import print_table, spd_matrices
 
 RTOL, MAXITER = 1e-8, 20000

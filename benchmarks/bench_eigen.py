@@ -25,8 +25,8 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import torch
 
-from autospec.eigen import METHODS
-from autospec.eigen_evaluation import evaluate_eigen, read_csv, summarize, summary_tables
+from autospec.eigen.api import METHODS
+from autospec.evaluation.eigen import evaluate_eigen, read_csv, summarize, summary_tables
 
 
 def main() -> None:

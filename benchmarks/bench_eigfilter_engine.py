@@ -26,9 +26,10 @@ import numpy as np
 import scipy.sparse as sp
 from tqdm import tqdm
 
-from autospec.data import make_batch
-from autospec.eigen import FilterContext, chebyshev_filter, default_block, eigsh, filtered_subspace_iteration
-from autospec.spectra import ALL_FAMILIES
+from autospec.training.data import make_batch
+from autospec.eigen.api import filtered_subspace_iteration, solve_eigenproblem
+from autospec.eigen.filters import FilterContext, chebyshev_filter, default_block
+from autospec.core.spectra import ALL_FAMILIES
 from common import print_table
 
 HELD_OUT_SEED = 40_000_000
@@ -66,7 +67,7 @@ def measure(engine: str, problems: int, n: int, ks: list[int], budget: int, orac
                                                                 seed=i, max_matvecs=budget * n, max_degree=max_degree,
                                                                 whole_space=False)
                 else:
-                    vals, _, info = eigsh(A, k=k, method=method, engine=engine if method == "autospec" else None,
+                    vals, _, info = solve_eigenproblem(A, k=k, method=method, engine=engine if method == "autospec" else None,
                                           tol=1e-8, seed=i, max_matvecs=budget * n, max_degree=max_degree,
                                           whole_space=False)
                 row[method] = info.matvecs

@@ -15,11 +15,11 @@ import math
 
 import torch
 
-from autospec.data import make_batch
-from autospec.engines import load
-from autospec.recurrences import chebyshev_three_term, evaluate
-from autospec.spectra import ALL_FAMILIES
-from autospec.tasks.linsys import pcg_iterations
+from autospec.training.data import make_batch
+from autospec.learned import load
+from autospec.core.recurrences import chebyshev_three_term, evaluate
+from autospec.core.spectra import ALL_FAMILIES
+from autospec.linsys.cg import pcg_iterations
 from common import print_table
 
 HELD_OUT_SEED = 20_000_000

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from common import REPO, SHARED, spd_matrices
 
-from autospec.evaluation import evaluate_linsys, summary_table
-from autospec.solve import DEFAULT_ENGINE
+from autospec.evaluation.linsys import evaluate_linsys, summary_table
+from autospec.linsys.solve import DEFAULT_ENGINE
 
 TARGETS = (("le_chebyshev", ">=", 0.90, "autospec <= better Chebyshev"),
            ("vs_chebyshev", "<=", 0.85, "median autospec / better Chebyshev"),

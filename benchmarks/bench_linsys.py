@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 import autospec
-from autospec.cg import scipy_cg_iterations
-from autospec.matrix_io import read_matrix
+from autospec.linsys.cg import scipy_cg_iterations
+from autospec.matrices.io import read_matrix
 from common import SHARED, error_path_matrices, print_table, spd_matrices
 
 RTOL, MAXITER, DEGREE = 1e-8, 20000, 10

@@ -21,7 +21,7 @@ import torch
 from common import REPO, SHARED
 from omegaconf import OmegaConf
 
-from autospec.matfun_evaluation import evaluate_matfun, summary_table
+from autospec.evaluation.matfun import evaluate_matfun, summary_table
 
 
 def main() -> None:

@@ -27,10 +27,10 @@ import numpy as np
 import torch
 
 from autospec import matfun
-from autospec.engine import Engine
-from autospec.engines import LearnedEngine, load
-from autospec.matrix_io import read_matrix
-from autospec.spectra import ALL_FAMILIES, sample_spectrum
+from autospec.engine.model import Engine
+from autospec.learned import LearnedEngine, load
+from autospec.matrices.io import read_matrix
+from autospec.core.spectra import ALL_FAMILIES, sample_spectrum
 
 SEED = 20_000_000  # held out: training streams start at 0..2, validation at 10_000_000
 ROOT = Path(__file__).resolve().parents[1]

@@ -30,7 +30,7 @@ from autospec.kernels import (
     prism_polar,
     prism_sqrt,
 )
-from autospec.tasks.matfun import AUTOSPEC_METHODS as LEARNED
+from autospec.matfun.task import AUTOSPEC_METHODS as LEARNED
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16}
 

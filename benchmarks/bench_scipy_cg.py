@@ -16,11 +16,11 @@ import numpy as np
 from tqdm import tqdm
 
 import autospec
-from autospec.cg import scipy_cg_iterations
-from autospec.matrix_io import read_matrix
-from autospec.operators import as_operator
-from autospec.preconditioners import chebyshev_preconditioner
-from autospec.probe import lanczos
+from autospec.linsys.cg import scipy_cg_iterations
+from autospec.matrices.io import read_matrix
+from autospec.core.operators import as_operator
+from autospec.linsys.preconditioners import chebyshev_preconditioner
+from autospec.core.probe import lanczos
 from common import print_table, spd_matrices
 
 

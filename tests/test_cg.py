@@ -7,11 +7,12 @@ import scipy.sparse.linalg as spla
 import torch
 
 from autospec import errors, pcg, solve
-from autospec.cg import scipy_cg_iterations
-from autospec.operators import as_operator
-from autospec.preconditioners import chebyshev_bounds, chebyshev_preconditioner, polynomial_is_safe
-from autospec.probe import lanczos
-from autospec.recurrences import chebyshev_three_term
+from autospec.linsys.cg import scipy_cg_iterations
+from autospec.core.operators import as_operator
+from autospec.core.intervals import chebyshev_bounds
+from autospec.linsys.preconditioners import chebyshev_preconditioner, polynomial_is_safe
+from autospec.core.probe import lanczos
+from autospec.core.recurrences import chebyshev_three_term
 
 from conftest import poisson2d, random_spd
 

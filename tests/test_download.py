@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-import autospec.download as dl
-from autospec.download import (
+import autospec.matrices.download as dl
+from autospec.matrices.download import (
     PAPER_MATRICES,
     DownloadError,
     default_cache_dir,
@@ -28,7 +28,7 @@ from autospec.download import (
     split_name,
 )
 from autospec.errors import AutospecError, InputTypeError, InputValueError
-from autospec.matrix_io import read_matrix
+from autospec.matrices.io import read_matrix
 
 REPO = Path(__file__).resolve().parents[1]
 MATRIX = REPO / "data" / "suitesparse" / "unit" / "bcsstk01.mtx"

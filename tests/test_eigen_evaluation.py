@@ -12,8 +12,8 @@ import scipy.io
 import scipy.sparse as sp
 from conftest import REPO, poisson2d
 
-from autospec import eigen_evaluation
-from autospec.eigen_evaluation import CSV_COLUMNS, Row, evaluate_config, evaluate_eigen, read_csv, summarize
+from autospec.evaluation import eigen as eigen_evaluation
+from autospec.evaluation.eigen import CSV_COLUMNS, Row, evaluate_config, evaluate_eigen, read_csv, summarize
 from autospec.errors import InputValueError
 
 CONTRACT = ["matrix", "n", "nnz", "method", "k", "degree", "outer_iters", "matvecs", "seconds", "max_residual",
@@ -74,14 +74,14 @@ def test_nonsymmetric_matrix_is_skipped_with_the_reason(result):
 
 
 def test_failing_method_gives_an_error_row_and_the_run_goes_on(matrices, tmp_path, monkeypatch):
-    real = eigen_evaluation.eigsh
+    real = eigen_evaluation.solve_eigenproblem
 
     def flaky(A, *args, method, **kwargs):
         if method == "lanczos":
             raise RuntimeError("boom")
         return real(A, *args, method=method, **kwargs)
 
-    monkeypatch.setattr(eigen_evaluation, "eigsh", flaky)
+    monkeypatch.setattr(eigen_evaluation, "solve_eigenproblem", flaky)
     out = evaluate_eigen(tmp_path, matrices, matrices=["lap", "indef"], plots=False, **FAST)
     _, rows = _read(out.csv)
     failed = [r for r in rows if r["method"] == "lanczos"]

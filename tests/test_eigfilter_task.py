@@ -9,16 +9,17 @@ import scipy.sparse as sp
 import torch
 
 from autospec import eigsh
-from autospec.data import make_batch
-from autospec.eigen import FilterContext, chebyshev_filter
-from autospec.engine import Engine
+from autospec.training.data import make_batch
+from autospec.eigen.api import solve_eigenproblem
+from autospec.eigen.filters import FilterContext, chebyshev_filter
+from autospec.engine.model import Engine
 from autospec.errors import InputValueError
-from autospec.operators import Diagonal
-from autospec.probe import lanczos
-from autospec.recurrences import chebyshev_values, evaluate
-from autospec.spectra import ALL_FAMILIES
-from autospec.tasks import build_task
-from autospec.tasks.eigfilter import FilterInput
+from autospec.core.operators import Diagonal
+from autospec.core.probe import lanczos
+from autospec.core.recurrences import chebyshev_values, evaluate
+from autospec.core.spectra import ALL_FAMILIES
+from autospec.learned import build_task
+from autospec.eigen.task import FilterInput
 
 TASK = {"name": "eigfilter", "degree": 15}
 
@@ -108,7 +109,7 @@ def test_shipped_filter_finds_the_lowest_eigenpairs():
     lam = np.sort(np.concatenate([rng.uniform(-1.0, -0.5, 12), rng.uniform(0.0, 10.0, 588)]))
     Q, _ = np.linalg.qr(rng.standard_normal((600, 600)))
     A = (Q * lam) @ Q.T
-    vals, vecs, info = eigsh(A, k=8, method="autospec", tol=1e-8, whole_space=False)  # the filter, n = 600
+    vals, vecs, info = solve_eigenproblem(A, k=8, method="autospec", tol=1e-8, whole_space=False)  # the filter, n = 600
     assert info.converged and info.method == "autospec" and not info.whole_space
     np.testing.assert_allclose(vals.numpy(), lam[:8], atol=1e-7 * np.abs(lam).max())
     assert np.linalg.norm(A @ vecs.numpy() - vecs.numpy() * vals.numpy()) <= 1e-6 * np.abs(lam).max()
@@ -125,7 +126,7 @@ def test_learned_filter_rejects_foreign_engines():
 def test_shipped_engine_beats_chfsi_on_held_out_spectra():
     """Behaviour, not frozen numbers: fewer estimated outer iterations than ChFSI on unseen problems
     (seeds never used in training), and never more on any of them."""
-    from autospec.engines import load
+    from autospec.learned import load
 
     engine = load("eigfilter-d15")
     batch = make_batch(50_000_001, 32, (300, 600), (10.0, 1e6), ALL_FAMILIES, engine.probe_steps,

@@ -13,20 +13,20 @@ import scipy.sparse as sp
 import torch
 from conftest import REPO, poisson2d
 
-from autospec import evaluation
-from autospec.cg import pcg
-from autospec.engines import export_system
-from autospec.evaluation import CSV_COLUMNS, Row, evaluate_linsys, summarize
-from autospec.oracle import (
-    chebyshev_vandermonde,
+from autospec.evaluation import runner
+from autospec.linsys.cg import pcg
+from autospec.training.export import export_system
+from autospec.evaluation.linsys import CSV_COLUMNS, Row, evaluate_linsys, summarize
+from autospec.linsys.oracle import (
     minimax_polynomial,
     oracle_preconditioner,
     pcg_iterations_on_spectrum,
     quotient_vandermonde,
     spectrum,
+    unit_vandermonde,
 )
-from autospec.recurrences import chebyshev_three_term, evaluate
-from autospec.system import AutospecSystem
+from autospec.core.recurrences import chebyshev_three_term, evaluate
+from autospec.training.system import AutospecSystem
 
 CONTRACT = ["matrix", "n", "nnz", "method", "degree", "probe_steps", "outer_iters", "matvecs", "seconds",
             "rel_residual", "converged"]  # DESIGN.md §7, in this order
@@ -171,7 +171,7 @@ def test_failed_downloads_become_rows(tmp_path, engine, monkeypatch):
         assert names == ["HB/tiny", "Nowhere/offline"]
         return [cached], {"Nowhere/offline": OSError("offline: no route to host")}
 
-    monkeypatch.setattr(evaluation, "fetch_suite", fake_fetch)
+    monkeypatch.setattr(runner, "fetch_suite", fake_fetch)
     result = evaluate_linsys(tmp_path / "out", None, suite=["HB/tiny", "Nowhere/offline"], engine=engine,
                              probe_steps=[PROBE], scalings=["none"], plots=False, progress=False)
     assert all(r.converged for r in result.rows if r.matrix == "tiny")
@@ -208,7 +208,7 @@ def _chebyshev_value(lam, degree=10):
 
 @pytest.mark.parametrize("name", ["nos4", "bcsstk01"])
 def test_minimax_is_positive_and_beats_chebyshev_on_exact_bounds(name):
-    from autospec.matrix_io import read_matrix
+    from autospec.matrices.io import read_matrix
 
     lam, _ = spectrum(read_matrix(REPO / "data" / "suitesparse" / "unit" / f"{name}.mtx"), vectors=False)
     for k in (0, 1, 4):
@@ -233,7 +233,7 @@ def test_quotient_vandermonde_divides_by_x():
     a = rng.standard_normal(7)
     a[0] += 1 - (-1.0) ** np.arange(7) @ a  # R(0) = 1
     x = np.linspace(1e-3, 1, 50)
-    expected = (1 - chebyshev_vandermonde(x, 6) @ a) / x
+    expected = (1 - unit_vandermonde(x, 6) @ a) / x
     np.testing.assert_allclose(quotient_vandermonde(x, 6) @ a, expected, rtol=1e-9)
 
 

@@ -9,7 +9,7 @@ import pytest
 import scipy.sparse as sp
 
 from autospec.errors import InputTypeError, InputValueError
-from autospec.gallery import (
+from autospec.matrices.gallery import (
     FAMILIES,
     GALLERY,
     anisotropic2d,

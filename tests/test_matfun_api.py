@@ -203,6 +203,6 @@ def test_apply_errors():
 
 
 def test_apply_large_n_skips_the_exact_check(monkeypatch):
-    monkeypatch.setattr(matfun, "EXACT_APPLY_MAX_N", 10)
+    monkeypatch.setattr(matfun.api, "EXACT_APPLY_MAX_N", 10)
     _, info = matfun.apply(sp.identity(20, format="csr") * 2.0, np.ones(20), f="sqrt", degree=4, probe_steps=5)
     assert math.isnan(info.rel_error)

@@ -13,9 +13,10 @@ import scipy.io
 import scipy.sparse as sp
 from conftest import REPO, poisson2d
 
-from autospec import matfun, optimizer_state
+from autospec import matfun
+from autospec.matfun import optimizer_state
 from autospec.errors import InputValueError
-from autospec.matfun_evaluation import CSV_COLUMNS, evaluate_config, evaluate_matfun
+from autospec.evaluation.matfun import CSV_COLUMNS, evaluate_config, evaluate_matfun
 
 CONTRACT = ["case", "n", "function", "method", "dtype", "iters", "matmuls", "seconds", "rel_error",
             "converged"]  # DESIGN.md §7, in this order

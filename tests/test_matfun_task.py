@@ -10,16 +10,18 @@ import torch
 from numpy.polynomial import chebyshev as npcheb
 
 from autospec import matfun
-from autospec.data import make_batch
-from autospec.engine import Engine
-from autospec.engines import LearnedEngine, load
+from autospec.training.data import make_batch
+from autospec.engine.model import Engine
+from autospec.learned import LearnedEngine, load
 from autospec.errors import InputValueError
 from autospec.kernels.polar import POLAR_EXPRESS, optimal_quintic
-from autospec.probe import Probe, lanczos
-from autospec.spectra import ALL_FAMILIES, sample_spectrum
-from autospec.tasks import build_task
-from autospec.recurrences import chebyshev_interpolant, evaluate
-from autospec.tasks.matfun import MatfunTask, chebyshev_vandermonde, estimated_error, ritz_fit, sigma_interval
+from autospec.core.probe import Probe, lanczos
+from autospec.core.spectra import ALL_FAMILIES, sample_spectrum
+from autospec.learned import build_task
+from autospec.core.recurrences import chebyshev_interpolant, evaluate
+from autospec.core.intervals import sigma_interval
+from autospec.core.recurrences import chebyshev_vandermonde
+from autospec.matfun.task import MatfunTask, estimated_error, ritz_fit
 
 HELD_OUT = 30_000_000  # distinct from the training (0..2) and validation (10_000_000) seeds
 

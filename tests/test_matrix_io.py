@@ -13,7 +13,7 @@ import pytest
 import scipy.sparse as sp
 
 from autospec.errors import AutospecError, InputValueError
-from autospec.matrix_io import (
+from autospec.matrices.io import (
     MatrixFile,
     MatrixNotFoundError,
     list_matrices,

@@ -7,7 +7,7 @@ import scipy.sparse.linalg as spla
 import torch
 
 from autospec import errors
-from autospec.operators import (
+from autospec.core.operators import (
     CallableOperator,
     DenseBatch,
     GramBatch,
@@ -17,7 +17,7 @@ from autospec.operators import (
     as_operator,
     as_rhs,
 )
-from autospec.probe import lanczos
+from autospec.core.probe import lanczos
 
 from conftest import poisson2d, random_spd
 

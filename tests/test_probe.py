@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from autospec import errors
-from autospec.operators import Diagonal, as_operator
-from autospec.probe import lanczos, probe, subspace_probe
+from autospec.core.operators import Diagonal, as_operator
+from autospec.core.probe import lanczos, probe, subspace_probe
 
 from conftest import poisson2d, random_spd
 

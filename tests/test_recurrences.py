@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from autospec import errors
-from autospec.operators import as_operator
-from autospec.recurrences import (
+from autospec.core.operators import as_operator
+from autospec.core.recurrences import (
     ChebyshevBasis,
     ThreeTerm,
     chebyshev_T,

@@ -16,15 +16,16 @@ from omegaconf import OmegaConf, open_dict
 
 import autospec
 from autospec import errors
-from autospec.artifact import read_artifact, write_artifact
-from autospec.engines import export_checkpoint, load
-from autospec.operators import Diagonal
-from autospec.probe import lanczos
-from autospec.recurrences import evaluate
-from autospec.system import AutospecSystem
-from autospec.tasks import TASKS, build_task
-from autospec.tasks.linsys import LinsysTask
-from autospec.training import train
+from autospec.engine.artifact import read_artifact, write_artifact
+from autospec.learned import load
+from autospec.training.export import export_checkpoint
+from autospec.core.operators import Diagonal
+from autospec.core.probe import lanczos
+from autospec.core.recurrences import evaluate
+from autospec.training.system import AutospecSystem
+from autospec.learned import TASKS, build_task
+from autospec.linsys.task import LinsysTask
+from autospec.training.train import train
 
 from conftest import REPO, poisson2d
 
@@ -51,15 +52,24 @@ def test_every_experiment_composes(experiment):
     assert cfg.data.probe_steps == "${probe.steps}" or cfg.data.probe_steps == cfg.probe.steps
 
 
-@pytest.mark.parametrize("group, option", [("engine", "transformer"), ("engine", "attention"), ("recurrence", "basis"),
+@pytest.mark.parametrize("group, option", [("engine", "transformer"), ("engine", "attention"), ("task.recurrence", "basis"),
                                            ("logger", "wandb"), ("trainer", "ddp"), ("trainer", "gpu")])
 def test_config_groups_compose(group, option):
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
         cfg = compose(config_name="train", overrides=[f"{group}={option}"])
-    if group == "recurrence":
+    if group == "task.recurrence":
         assert cfg.task.recurrence == "basis"
     if group == "logger":
         assert cfg.logger.wandb.offline is True
+
+
+@pytest.mark.parametrize("task", ["linsys", "eigfilter", "matfun"])
+def test_every_task_composes_with_its_own_recurrence(task):
+    """The recurrence is a task setting: ``task=matfun`` alone composes to a constructible task."""
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[f"task={task}"])
+    built = build_task(OmegaConf.to_container(cfg.task, resolve=True))
+    assert built.name == task and cfg.task.recurrence == ("three_term" if task == "linsys" else "basis")
 
 
 @pytest.fixture(scope="module")
@@ -173,7 +183,7 @@ def test_shift_search_targets_the_fastest_candidate():
     task = LinsysTask(degree=10, pcg_steps=200, shift_candidates=(0, 2, 4))
     lam = torch.from_numpy(np.concatenate([np.logspace(-5, -4, 3), np.linspace(0.05, 1, 400)]))[None]  # isolated small
     batch = {"lam": lam, "weights": torch.ones(1, lam.shape[-1], 1), "probe": lanczos(Diagonal(lam), steps=30)}
-    best = int(task.best_shift(batch)[0])
+    best = int(task.candidate_iterations(batch).argmin(-1)[0])  # fewest PCG iterations (ties → the first)
     iters = []
     for g in (0, 2, 4):
         glob = torch.tensor([[0.0, 0.0, *(1.0 if c == g else 0.0 for c in (0, 2, 4))]])

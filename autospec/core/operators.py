@@ -1,0 +1,378 @@
+"""Linear operators: one protocol for every kind of matrix autospec accepts.
+
+An operator has ``shape``, ``dtype`` and ``device`` and applies itself to a block of vectors,
+``matmat(V)`` with ``V`` of shape ``(..., n, k)`` (torch), counting one matvec per column.
+Algorithms never count matvecs themselves: they read ``op.matvecs``.
+
+``as_operator`` wraps NumPy arrays, SciPy sparse matrices (any format), SciPy ``LinearOperator``,
+torch dense and sparse CSR tensors, Python callables and ``Diagonal`` (batched diagonal operators
+used in training) and validates them with clear errors.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+import torch
+
+from autospec.errors import InputTypeError, InputValueError, NotSymmetricError
+
+SYMMETRY_RTOL = 1e-10  # explicit matrices: max|A - Aᵀ| <= SYMMETRY_RTOL * max|A|
+RANDOMISED_SYMMETRY_RTOL = 1e-8  # matrix-free: |xᵀAy - yᵀAx| <= rtol * ‖Ax‖‖y‖ (+ ‖Ay‖‖x‖)
+
+_TORCH_DTYPES = {np.dtype(np.float64): torch.float64, np.dtype(np.float32): torch.float32}
+
+
+class Operator:
+    """Base class: subclasses implement ``_matmat`` on a ``(..., n, k)`` torch tensor."""
+
+    def __init__(self, shape: tuple[int, int], dtype: torch.dtype, device: torch.device | str = "cpu"):
+        self.shape = tuple(int(s) for s in shape)
+        self.dtype = dtype
+        self.device = torch.device(device)
+        self.matvecs = 0
+
+    @property
+    def n(self) -> int:
+        return self.shape[0]
+
+    def matmat(self, V: torch.Tensor) -> torch.Tensor:
+        """Return ``A @ V`` for ``V`` of shape ``(..., n, k)``; counts ``k`` matvecs per operator."""
+        if V.shape[-2] != self.n:
+            raise InputValueError(
+                f"operator of shape {self.shape} cannot be applied to a block with {V.shape[-2]} rows"
+            )
+        self.matvecs += V.shape[-1]
+        return self._matmat(V)
+
+    def matvec(self, v: torch.Tensor) -> torch.Tensor:
+        """``A @ v`` for a single vector ``v`` of shape ``(..., n)``."""
+        return self.matmat(v.unsqueeze(-1)).squeeze(-1)
+
+    def diagonal(self) -> torch.Tensor:
+        """Diagonal of the operator (needed for Jacobi scaling)."""
+        raise InputTypeError(f"{type(self).__name__} does not expose its diagonal (needed for Jacobi scaling)")
+
+    def to_dense(self) -> torch.Tensor:
+        """The operator as a dense tensor (for small references; costs ``n`` uncounted matvecs)."""
+        eye = torch.eye(self.n, dtype=self.dtype, device=self.device)
+        return self._matmat(eye)
+
+    def _matmat(self, V: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(shape={self.shape}, dtype={self.dtype})"
+
+
+class Diagonal(Operator):
+    """``diag(λ)``, batched: ``λ`` of shape ``(..., n)`` is a batch of diagonal operators."""
+
+    def __init__(self, eigenvalues: torch.Tensor):
+        lam = torch.as_tensor(eigenvalues)
+        if lam.ndim < 1 or lam.shape[-1] == 0:
+            raise InputValueError("Diagonal needs at least one eigenvalue")
+        if not lam.is_floating_point():
+            lam = lam.to(torch.get_default_dtype())
+        n = lam.shape[-1]
+        super().__init__((n, n), lam.dtype, lam.device)
+        self.eigenvalues = lam
+        self.batch_shape = lam.shape[:-1]
+
+    def _matmat(self, V):
+        return self.eigenvalues.unsqueeze(-1) * V
+
+    def diagonal(self):
+        return self.eigenvalues
+
+
+class TorchMatrix(Operator):
+    """Dense or sparse-CSR torch matrix."""
+
+    def __init__(self, A: torch.Tensor):
+        super().__init__(tuple(A.shape), A.dtype, A.device)
+        self.A = A
+
+    def _matmat(self, V):
+        if V.ndim == 2:
+            return self.A @ V
+        flat = V.movedim(-2, 0).reshape(self.n, -1)
+        return (self.A @ flat).reshape(V.movedim(-2, 0).shape).movedim(0, -2)
+
+    def diagonal(self):
+        if self.A.layout == torch.sparse_csr:
+            return _csr_diagonal(self.A)
+        return self.A.diagonal()
+
+
+class DenseBatch(Operator):
+    """A batch of dense torch matrices ``(..., n, n)``: one operator per leading index."""
+
+    def __init__(self, A: torch.Tensor):
+        if A.ndim < 2 or A.shape[-1] != A.shape[-2]:
+            raise InputValueError(f"DenseBatch needs square matrices (..., n, n), got shape {tuple(A.shape)}")
+        super().__init__(tuple(A.shape[-2:]), A.dtype, A.device)
+        self.A = A
+        self.batch_shape = A.shape[:-2]
+
+    def _matmat(self, V):
+        return self.A @ V
+
+    def diagonal(self):
+        return self.A.diagonal(dim1=-2, dim2=-1)
+
+
+class GramBatch(Operator):
+    """``G Gᵀ`` of a batch of matrices ``G (..., m, n)``, applied as ``G (Gᵀ V)`` (two thin products)."""
+
+    def __init__(self, G: torch.Tensor):
+        if G.ndim < 2:
+            raise InputValueError(f"GramBatch needs matrices (..., m, n), got shape {tuple(G.shape)}")
+        super().__init__((G.shape[-2], G.shape[-2]), G.dtype, G.device)
+        self.G = G
+        self.batch_shape = G.shape[:-2]
+
+    def _matmat(self, V):
+        return self.G @ (self.G.mT @ V)
+
+
+class ScipyMatrix(Operator):
+    """NumPy dense array or SciPy sparse matrix; torch blocks are bridged without copies on CPU."""
+
+    def __init__(self, A):
+        dtype = _TORCH_DTYPES.get(np.dtype(A.dtype))
+        super().__init__(A.shape, dtype)
+        self.A = A.tocsr() if sp.issparse(A) else A
+
+    def _matmat(self, V):
+        return _numpy_apply(lambda M: self.A @ M, V, self.n)
+
+    def diagonal(self):
+        return torch.from_numpy(np.ascontiguousarray(self.A.diagonal()))
+
+
+class CallableOperator(Operator):
+    """A SciPy ``LinearOperator`` or a Python callable ``f(V) -> A @ V``.
+
+    Callables receive what they were given: NumPy ``(n, k)`` blocks when ``numpy=True`` (the default
+    for ``LinearOperator``), torch ``(n, k)`` blocks otherwise.
+    """
+
+    def __init__(self, fn: Callable, n: int, dtype: torch.dtype, numpy: bool, diagonal=None):
+        super().__init__((n, n), dtype)
+        self.fn = fn
+        self.numpy = numpy
+        self._diag = diagonal
+
+    def _matmat(self, V):
+        if self.numpy:
+            return _numpy_apply(self.fn, V, self.n)
+        lead = V.shape[:-2]
+        flat = V.movedim(-2, 0).reshape(self.n, -1)
+        out = torch.as_tensor(self.fn(flat), dtype=self.dtype)
+        if out.shape != flat.shape:
+            raise InputValueError(f"operator callable returned shape {tuple(out.shape)}, expected {tuple(flat.shape)}")
+        return out.reshape((self.n, *lead, V.shape[-1])).movedim(0, -2)
+
+    def diagonal(self):
+        if self._diag is None:
+            return super().diagonal()
+        return torch.as_tensor(self._diag, dtype=self.dtype)
+
+
+def _numpy_apply(fn, V: torch.Tensor, n: int) -> torch.Tensor:
+    """Apply a NumPy/SciPy product ``fn`` to a torch block ``(..., n, k)``."""
+    lead = V.shape[:-2]
+    flat = V.movedim(-2, 0).reshape(n, -1)
+    out = np.asarray(fn(flat.detach().cpu().numpy()))
+    if out.ndim == 1:
+        out = out.reshape(n, -1)
+    if out.shape != tuple(flat.shape):
+        raise InputValueError(f"operator returned shape {out.shape}, expected {tuple(flat.shape)}")
+    res = torch.from_numpy(np.ascontiguousarray(out)).to(V.device)
+    return res.reshape((n, *lead, V.shape[-1])).movedim(0, -2)
+
+
+def _csr_diagonal(A: torch.Tensor) -> torch.Tensor:
+    crow, col, val = A.crow_indices(), A.col_indices(), A.values()
+    rows = torch.repeat_interleave(torch.arange(A.shape[0], device=A.device), crow[1:] - crow[:-1])
+    diag = torch.zeros(A.shape[0], dtype=A.dtype, device=A.device)
+    mask = rows == col
+    diag[rows[mask]] = val[mask]
+    return diag
+
+
+def as_operator(A, *, symmetric: bool = False, dtype: torch.dtype | None = None, seed: int = 0) -> Operator:
+    """Wrap ``A`` in an :class:`Operator`, validating it.
+
+    Raises ``InputTypeError`` for unsupported types or complex/integer-only data that cannot be
+    converted, ``InputValueError`` for empty, non-square or non-finite input and
+    ``NotSymmetricError`` when ``symmetric=True`` and ``A`` is not symmetric (exact check for
+    explicit matrices, randomised ``xᵀAy − yᵀAx`` test for matrix-free ones).
+    """
+    if isinstance(A, Operator):
+        op = A
+    elif isinstance(A, torch.Tensor):
+        op = _torch_operator(A, dtype)
+    elif sp.issparse(A) or isinstance(A, np.ndarray) or _is_array_like(A):
+        op = _scipy_operator(A if sp.issparse(A) else np.asarray(A), dtype)
+    elif isinstance(A, spla.LinearOperator):
+        _check_square(A.shape)
+        _check_real(np.dtype(A.dtype))
+        op = CallableOperator(A.matmat, A.shape[0], dtype or torch.float64, numpy=True)
+    elif callable(A):
+        raise InputTypeError(
+            "a bare callable has no size: wrap it as autospec.operators.CallableOperator(fn, n, dtype, numpy=...) "
+            "or scipy.sparse.linalg.LinearOperator"
+        )
+    else:
+        raise InputTypeError(f"unsupported operator type {type(A).__name__}: expected a NumPy array, SciPy sparse "
+                             "matrix, SciPy LinearOperator, torch tensor or autospec Operator")
+    if symmetric:
+        check_symmetric(op, A, seed=seed)
+    return op
+
+
+def _is_array_like(A) -> bool:
+    return isinstance(A, (list, tuple)) or hasattr(A, "__array__")
+
+
+def _check_square(shape):
+    if len(shape) != 2:
+        raise InputValueError(f"expected a 2-D matrix, got shape {tuple(shape)}")
+    if shape[0] == 0 or shape[1] == 0:
+        raise InputValueError(f"matrix is empty (shape {tuple(shape)})")
+    if shape[0] != shape[1]:
+        raise InputValueError(f"matrix must be square, got shape {tuple(shape)}")
+
+
+def _check_real(dtype: np.dtype):
+    if np.issubdtype(dtype, np.complexfloating):
+        raise InputTypeError(f"complex matrices are not supported (dtype {dtype}); autospec works on real symmetric operators")
+    if not (np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.integer) or dtype == np.bool_):
+        raise InputTypeError(f"unsupported matrix dtype {dtype}")
+
+
+def _scipy_operator(A, dtype: torch.dtype | None) -> ScipyMatrix:
+    _check_square(A.shape)
+    _check_real(np.dtype(A.dtype))
+    np_dtype = np.float32 if dtype == torch.float32 else np.float64
+    if np.dtype(A.dtype) != np_dtype:
+        A = A.astype(np_dtype)
+    values = A.data if sp.issparse(A) else A
+    if not np.all(np.isfinite(values)):
+        raise InputValueError("matrix has non-finite entries (NaN or Inf)")
+    return ScipyMatrix(A)
+
+
+def _torch_operator(A: torch.Tensor, dtype: torch.dtype | None) -> TorchMatrix:
+    _check_square(tuple(A.shape))
+    if A.is_complex():
+        raise InputTypeError(f"complex matrices are not supported (dtype {A.dtype})")
+    target = dtype or (A.dtype if A.is_floating_point() else torch.float64)
+    if A.layout == torch.sparse_csr:
+        values = A.values()
+        if values.dtype != target:
+            A = torch.sparse_csr_tensor(A.crow_indices(), A.col_indices(), values.to(target), A.shape)
+        values = A.values()
+    elif A.layout == torch.strided:
+        A = A.to(target)
+        values = A
+    else:
+        A = A.to_sparse_csr().to(target)
+        values = A.values()
+    if not torch.isfinite(values).all():
+        raise InputValueError("matrix has non-finite entries (NaN or Inf)")
+    return TorchMatrix(A)
+
+
+def check_symmetric(op: Operator, original=None, seed: int = 0) -> None:
+    """Raise ``NotSymmetricError`` unless ``op`` is symmetric.
+
+    Explicit matrices: ``max|A − Aᵀ| <= 1e-10·max|A|``. Matrix-free: two seeded random vectors,
+    ``|xᵀAy − yᵀAx| <= 1e-8·(‖Ax‖‖y‖ + ‖Ay‖‖x‖)`` (uncounted products).
+    """
+    if isinstance(op, Diagonal):
+        return
+    if isinstance(op, ScipyMatrix):
+        A = op.A
+        scale = abs(A).max() if A.size else 0.0
+        asym = abs(A - A.T).max() if sp.issparse(A) else np.abs(A - A.T).max()
+        if asym > SYMMETRY_RTOL * scale:
+            raise NotSymmetricError(f"matrix is not symmetric: max|A - A^T| = {asym:.3e} (max|A| = {scale:.3e})")
+        return
+    if isinstance(op, TorchMatrix) and op.A.layout == torch.strided:
+        scale = op.A.abs().max().item()
+        asym = (op.A - op.A.mT).abs().max().item()
+        if asym > SYMMETRY_RTOL * scale:
+            raise NotSymmetricError(f"matrix is not symmetric: max|A - A^T| = {asym:.3e} (max|A| = {scale:.3e})")
+        return
+    gen = torch.Generator().manual_seed(seed)
+    xy = torch.randn(op.n, 2, generator=gen, dtype=torch.float64).to(op.dtype)
+    Axy = op._matmat(xy)
+    x, y, Ax, Ay = xy[:, 0], xy[:, 1], Axy[:, 0], Axy[:, 1]
+    gap = abs(float(x @ Ay - y @ Ax))
+    scale = float(Ax.norm() * y.norm() + Ay.norm() * x.norm())
+    if gap > RANDOMISED_SYMMETRY_RTOL * scale:
+        raise NotSymmetricError(f"operator is not symmetric: |x^T A y - y^T A x| = {gap:.3e} for random x, y "
+                                f"(relative {gap / max(scale, 1e-300):.3e})")
+
+
+def as_rhs(b, op: Operator) -> torch.Tensor:
+    """Right-hand side as a float tensor of shape ``(n,)`` or ``(n, k)`` matching ``op``."""
+    if isinstance(b, torch.Tensor):
+        t = b
+    else:
+        arr = np.asarray(b)
+        if np.iscomplexobj(arr):
+            raise InputTypeError("complex right-hand sides are not supported")
+        t = torch.from_numpy(np.array(arr, dtype=np.float64))
+    if t.is_complex():
+        raise InputTypeError("complex right-hand sides are not supported")
+    t = t.to(dtype=op.dtype, device=op.device)
+    if t.ndim not in (1, 2) or t.shape[0] != op.n:
+        raise InputValueError(f"right-hand side of shape {tuple(t.shape)} does not match operator of shape {op.shape}")
+    if not torch.isfinite(t).all():
+        raise InputValueError("right-hand side has non-finite entries (NaN or Inf)")
+    return t
+
+
+class SymmetricScaling(Operator):
+    """``D A D`` for a diagonal ``D = diag(d)`` (Jacobi scaling uses ``d = diag(A)^{-1/2}``).
+
+    Counts its own matvecs (one per product with A).
+    """
+
+    def __init__(self, op: Operator, d: torch.Tensor):
+        super().__init__(op.shape, op.dtype, op.device)
+        self.inner = op
+        self.d = d.to(dtype=op.dtype, device=op.device)
+
+    def _matmat(self, V):
+        d = self.d.unsqueeze(-1)
+        return d * self.inner._matmat(d * V)
+
+    def diagonal(self):
+        return self.d**2 * self.inner.diagonal()
+
+
+# -- the other direction: torch code behind a SciPy LinearOperator ------------------------------------
+
+def torch_block(X, n: int, dtype: torch.dtype, device: torch.device | str = "cpu") -> torch.Tensor:
+    """A NumPy vector or block as a torch ``(n, k)`` block (float64 on the NumPy side)."""
+    return torch.from_numpy(np.ascontiguousarray(X, dtype=np.float64).reshape(n, -1)).to(dtype=dtype, device=device)
+
+
+def as_linear_operator(apply: Callable[[torch.Tensor], torch.Tensor], n: int, dtype: torch.dtype,
+                       device: torch.device | str = "cpu") -> spla.LinearOperator:
+    """A symmetric float64 SciPy ``LinearOperator`` whose products run ``apply`` on torch ``(n, k)``
+    blocks (e.g. ``M`` for ``scipy.sparse.linalg.cg``)."""
+
+    def matmat(V):
+        V = np.asarray(V, dtype=np.float64)
+        return apply(torch_block(V, n, dtype, device)).cpu().numpy().reshape(V.shape)
+
+    return spla.LinearOperator((n, n), matvec=matmat, matmat=matmat, rmatvec=matmat, dtype=np.float64)

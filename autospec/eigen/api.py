@@ -1,0 +1,174 @@
+"""``autospec.eigsh``: the lowest (or highest) eigenpairs of a symmetric operator by every method —
+filtered subspace iteration with ChFSI's, the power or a learned filter, ARPACK, LOBPCG — behind
+one validation, probe, residual test and matvec budget (:mod:`autospec.eigen.subspace`)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from autospec.eigen.filters import DEFAULT_DEGREE, MAX_DEGREE, Filter, chebyshev_filter, default_block, power_filter
+from autospec.eigen.learned import learned_filter
+from autospec.eigen.scipy_baselines import _arpack, _lobpcg
+from autospec.eigen.subspace import (
+    DEFAULT_PROBE_STEPS,
+    EigenInfo,
+    _Problem,
+    _setup,
+    _subspace_iteration,
+)
+from autospec.errors import InputValueError
+
+__all__ = ["BASELINES", "FILTERS", "METHODS", "default_block", "eigsh", "filtered_subspace_iteration",
+           "solve_eigenproblem"]
+
+
+FILTERS: dict[str, Callable[[int, object], Filter]] = {
+    "chfsi": lambda degree, engine: chebyshev_filter(degree),
+    "rsi": lambda degree, engine: power_filter(degree),
+    "autospec": learned_filter,
+}
+BASELINES = {"lanczos": _arpack, "lobpcg": _lobpcg}
+METHODS = (*FILTERS, *BASELINES)
+
+
+def _solve(A, k, which, tol, max_matvecs, probe_steps, seed, block, method: str, run):
+    """Shared front: validate, probe, ``run(prob)``, sort, verify, undo the negation of ``"LA"``."""
+    t0 = time.perf_counter()
+    prob = _setup(A, k, which, tol, max_matvecs, probe_steps, seed, block)
+    theta, V, res, info = run(prob)
+    theta, order = torch.sort(theta)
+    V, res = V[:, order], res[order]
+    info.method, info.k = method, prob.k
+    info.matvecs = prob.matvecs
+    info.residuals = res.tolist()
+    info.max_residual = float(res.max())
+    info.converged = info.max_residual <= prob.tol
+    info.history = info.history or [(info.matvecs, info.max_residual)]
+    if info.converged:
+        info.message = f"converged: max residual {info.max_residual:.2e} <= tol {prob.tol:.1e}" + (
+            f" ({info.message})" if info.message else "")
+    elif not info.message:
+        info.message = f"not converged: max residual {info.max_residual:.2e} > tol {prob.tol:.1e}"
+    if which == "LA":
+        theta, V = -theta.flip(0), V.flip(1)
+    info.seconds = time.perf_counter() - t0
+    return theta, V, info
+
+
+def _check_max_degree(max_degree, degree: int) -> None:
+    if max_degree is not None and (isinstance(max_degree, bool) or not isinstance(max_degree, (int, np.integer))
+                                   or max_degree < degree):
+        raise InputValueError(f"max_degree must be an integer >= degree = {degree}, got {max_degree!r}")
+
+
+def _filter_run(filt: Filter, reprobe: bool, max_degree: int | None, whole_space: bool):
+    _check_max_degree(max_degree, filt.degree)
+    if not isinstance(whole_space, bool):
+        raise InputValueError(f"whole_space must be True or False, got {whole_space!r}")
+
+    def run(prob: _Problem):
+        top = max(filt.degree, MAX_DEGREE if max_degree is None else int(max_degree))
+        return _subspace_iteration(prob, filt, reprobe, top, whole_space)
+
+    return run
+
+
+def filtered_subspace_iteration(
+    A,
+    k: int,
+    filter: Filter,
+    *,
+    which: str = "SA",
+    block: int | None = None,
+    tol: float = 1e-8,
+    max_matvecs: int | None = None,
+    probe_steps: int = DEFAULT_PROBE_STEPS,
+    seed: int = 0,
+    reprobe: bool = True,
+    max_degree: int | None = None,
+    whole_space: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor, EigenInfo]:
+    """k extreme eigenpairs of symmetric A by filtered subspace iteration with any :class:`Filter`.
+
+    ``block`` (> k, default :func:`default_block`) columns are filtered; ``reprobe=False`` keeps
+    the probe's interval ``[a, b]`` and ``a_L`` for every iteration instead of updating them from
+    the Ritz values. A filter that ``escalates`` (ChFSI's, learned ones) starts at its degree and
+    from the second step takes :func:`filter_degree`, at most ``max_degree`` (default 4000; pass
+    the filter's degree for fixed-degree ChFSI). With ``whole_space`` (default), when the next filter
+    step would cost n products or more (``(degree + 1)·columns >= n``, the first step included) and
+    ``n <= 4096`` fits the budget, the answer is the exact Rayleigh–Ritz on the whole space
+    (``info.whole_space``); ``False`` keeps the filter to the end, as filter comparisons need.
+    Stops when ``max_residual <= tol``, at ``max_matvecs`` (default ``200·n``; the first outer
+    iteration always runs) or on stagnation (no new best max residual, by 0.1 %, in 50 outer
+    iterations); returns the best pairs seen, ascending.
+    """
+    run = _filter_run(filter, reprobe, max_degree, whole_space)
+    return _solve(A, k, which, tol, max_matvecs, probe_steps, seed, block, "filter", run)
+
+
+def solve_eigenproblem(
+    A,
+    k: int = 10,
+    which: str = "SA",
+    method: str = "chfsi",
+    tol: float = 1e-8,
+    degree: int = DEFAULT_DEGREE,
+    engine=None,
+    seed: int = 0,
+    *,
+    block: int | None = None,
+    max_matvecs: int | None = None,
+    probe_steps: int = DEFAULT_PROBE_STEPS,
+    max_degree: int | None = None,
+    reprobe: bool = True,
+    whole_space: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor, EigenInfo]:
+    """:func:`eigsh` with the switches of filter comparisons (the evaluation and the benchmarks):
+    ``reprobe=False`` keeps the probe's interval for every iteration, ``whole_space=False`` keeps the
+    filter methods from switching to the whole-space Rayleigh–Ritz (see
+    :func:`filtered_subspace_iteration`)."""
+    if method not in METHODS:
+        raise InputValueError(f"unknown method {method!r}; choose one of {METHODS}")
+    if method in FILTERS:
+        if isinstance(degree, bool) or not isinstance(degree, (int, np.integer)) or degree < 1:
+            raise InputValueError(f"degree must be a positive integer, got {degree!r}")
+        run = _filter_run(FILTERS[method](int(degree), engine), reprobe, max_degree, whole_space)
+    else:
+        run = BASELINES[method]
+    return _solve(A, k, which, tol, max_matvecs, probe_steps, seed, block, method, run)
+
+
+def eigsh(
+    A,
+    k: int = 10,
+    which: str = "SA",
+    method: str = "chfsi",
+    tol: float = 1e-8,
+    degree: int = DEFAULT_DEGREE,
+    engine=None,
+    seed: int = 0,
+    *,
+    block: int | None = None,
+    max_matvecs: int | None = None,
+    probe_steps: int = DEFAULT_PROBE_STEPS,
+    max_degree: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, EigenInfo]:
+    """``vals, vecs, info``: the k smallest (``which="SA"``) or largest (``"LA"``) eigenpairs of
+    symmetric A (NumPy, SciPy sparse, ``LinearOperator``, torch), values ascending.
+
+    ``method``: ``"chfsi"`` (Chebyshev filter of ``degree``), ``"rsi"`` (``degree`` power steps on
+    ``bI − A`` per Rayleigh–Ritz, Gaussian start), ``"autospec"`` (learned filter of ``engine``),
+    ``"lanczos"`` (SciPy/ARPACK ``eigsh``), ``"lobpcg"`` (SciPy, no preconditioner). All share the
+    probe, the residual definition (:mod:`autospec.eigen.subspace`), ``tol``, ``max_matvecs`` and
+    ``seed``; see :func:`filtered_subspace_iteration` for ``block``, ``max_degree`` (chfsi and
+    autospec raise their degree on packed wanted ends; rsi keeps ``degree``) and the stopping rules
+    (filter methods switch to the exact whole-space Rayleigh–Ritz where a filter step would cost n
+    products). ``block`` (default :func:`default_block`) is also LOBPCG's block and the number of
+    pairs ARPACK computes.
+    """
+    return solve_eigenproblem(A, k, which, method, tol, degree, engine, seed, block=block, max_matvecs=max_matvecs,
+                              probe_steps=probe_steps, max_degree=max_degree)

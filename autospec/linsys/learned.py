@@ -1,0 +1,70 @@
+"""The ``linsys`` inference adapter: a trained engine as a CG preconditioner.
+
+Probe an operator, let the engine emit the polynomial, check the safeguard (finite coefficients,
+``p > 0`` on ``[0, 1.05·upper]``) and hand out a preconditioner — a SciPy ``LinearOperator`` for
+SciPy/NumPy input, a torch callable otherwise. These functions take a
+:class:`autospec.learned.LearnedEngine` of the ``linsys`` task; they are its ``preconditioner``,
+``preconditioner_from_probe``, ``coefficients`` and ``polynomial`` methods.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+import torch
+
+from autospec.core.operators import Diagonal, Operator, as_operator
+from autospec.core.probe import Probe, lanczos
+from autospec.core.recurrences import evaluate
+from autospec.linsys.preconditioners import PolynomialPreconditioner, chebyshev_preconditioner, polynomial_is_safe
+
+FALLBACK = "learned polynomial not positive on [0, 1.05*upper] or non-finite; used Chebyshev (ritz)"
+
+
+def coefficients(engine, A, probe_steps: int | None = None, seed: int = 0):
+    """Probe ``A`` and return ``(poly, scale, probe)``; ``M = p(A/s)/s``."""
+    probe = lanczos(as_operator(A, symmetric=True, seed=seed), steps=probe_steps or engine.probe_steps, seed=seed)
+    return (*engine.coefficients_from_probe(probe), probe)
+
+
+def polynomial(engine, lam, A=None, probe_steps: int | None = None, seed: int = 0) -> torch.Tensor:
+    """``p_A(λ) = p(λ/s)/s`` at the points ``lam`` for the operator ``A`` (default ``diag(λ)``)."""
+    lam = torch.as_tensor(np.asarray(lam, dtype=np.float64))
+    poly, scale, _ = coefficients(engine, Diagonal(lam) if A is None else A, probe_steps, seed)
+    return evaluate(poly, lam / scale) / scale
+
+
+def preconditioner_from_probe(engine, op: Operator, probe: Probe) -> tuple[PolynomialPreconditioner, str | None]:
+    """The learned preconditioner, or Chebyshev (``ritz``) with the reason when the safeguard fails."""
+    poly, scale = engine.coefficients_from_probe(probe)
+    if not polynomial_is_safe(poly, upper=float(probe.upper / scale)):
+        return chebyshev_preconditioner(op, probe, engine.degree, "ritz"), FALLBACK
+    return PolynomialPreconditioner(op, poly, float(scale)), None
+
+
+def preconditioner(engine, A, probe_steps: int = 50, seed: int = 0):
+    """``M ≈ A⁻¹``: a SciPy ``LinearOperator`` for SciPy/NumPy input (use as ``M`` in
+    ``scipy.sparse.linalg.cg``), else a callable on torch tensors. ``M.fallback`` says whether
+    the safeguard replaced the learned polynomial by Chebyshev."""
+    op = as_operator(A, symmetric=True, seed=seed)
+    M, fallback = preconditioner_from_probe(engine, op, lanczos(op, steps=probe_steps, seed=seed))
+    if isinstance(A, (np.ndarray, spla.LinearOperator)) or sp.issparse(A):
+        out = M.as_linear_operator()
+    else:
+        out = TorchPreconditioner(M)
+    out.fallback = fallback
+    out.probe_matvecs = op.matvecs
+    return out
+
+
+class TorchPreconditioner:
+    """Callable ``M(r)`` on torch vectors ``(n,)`` or blocks ``(n, k)``."""
+
+    def __init__(self, M: PolynomialPreconditioner):
+        self.M = M
+
+    def __call__(self, r: torch.Tensor) -> torch.Tensor:
+        r64 = r.to(self.M.op.dtype)
+        out = self.M(r64.unsqueeze(-1) if r.ndim == 1 else r64)
+        return (out.squeeze(-1) if r.ndim == 1 else out).to(r.dtype)

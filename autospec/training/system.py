@@ -1,0 +1,79 @@
+"""The Lightning system: probe → engine → coefficients → recurrence → exact task loss.
+
+``training_step`` reads like the algorithm; everything task-specific (how corrections become a
+polynomial, the loss, the metric) lives in the task object, so ``matfun`` and ``eigfilter`` plug in
+as new tasks without touching this file.
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+
+from autospec.engine.model import Engine
+from autospec.learned import build_task
+
+
+class AutospecSystem(L.LightningModule):
+    """Trains an :class:`Engine` for a task. Hyper-parameters are plain values (artifact-safe)."""
+
+    def __init__(self, task: dict, engine: dict, probe: dict, lr: float = 1e-3, weight_decay: float = 0.0,
+                 warmup_steps: int = 50, max_steps: int = 1000):
+        super().__init__()
+        self.save_hyperparameters()
+        self.task = build_task(task)
+        self.engine = Engine(**self.task.layout, **engine)
+        self._baseline_cache: dict[int, torch.Tensor] = {}
+
+    def forward(self, probe):
+        """Polynomial (scaled units) and scale for a batch of probes."""
+        poly, scale, _ = self._predict(probe)
+        return poly, scale
+
+    def _predict(self, probe):
+        scale = self.task.scale(probe)
+        corrections = self.engine(*(f.to(self.device) for f in self.task.features(probe, scale)))
+        return (*self.task.polynomial(probe, corrections), corrections)
+
+    def training_step(self, batch, batch_idx):
+        poly, scale, corrections = self._predict(batch["probe"])
+        loss, parts = self.task.loss(poly, scale, batch, corrections)
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["lam"]))
+        self.log_dict({f"train/{k}": v for k, v in parts.items()}, batch_size=len(batch["lam"]))
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        poly, scale = self(batch["probe"])
+        loss, _ = self.task.loss(poly, scale, batch)
+        if batch_idx not in self._baseline_cache:  # the Chebyshev baseline never changes
+            base, base_scale = self.task.polynomial(batch["probe"])
+            self._baseline_cache[batch_idx] = self.task.iterations(base, base_scale, batch).double()
+        baseline = self._baseline_cache[batch_idx]
+        safe = self.task.safe(poly, scale, batch["probe"])  # unsafe polynomials fall back, as at inference
+        learned = torch.where(safe, self.task.iterations(poly, scale, batch).double(), baseline)
+        self._val_ratios.append(learned / baseline)
+        self._val_fallbacks.append(~safe)
+        self.log("val/loss", loss, batch_size=len(batch["lam"]))
+
+    def on_validation_epoch_start(self):
+        self._val_ratios, self._val_fallbacks = [], []
+
+    def on_validation_epoch_end(self):
+        ratios = torch.cat(self._val_ratios)
+        self.log("val/log_ratio", ratios.log().mean(), prog_bar=True)  # geometric mean: gains and losses weigh alike
+        self.log("val/iter_ratio", ratios.median(), prog_bar=True)
+        self.log("val/iter_ratio_mean", ratios.mean())
+        self.log("val/worse_5pct", (ratios > 1.05).double().mean())
+        self.log("val/fallback_rate", torch.cat(self._val_fallbacks).double().mean())
+
+    def configure_optimizers(self):
+        opt = torch.optim.AdamW(self.engine.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        warmup, total = self.hparams.warmup_steps, max(self.hparams.max_steps, 1)
+
+        def schedule(step):  # linear warm-up, cosine decay to 10%
+            if step < warmup:
+                return (step + 1) / warmup
+            progress = min(1.0, (step - warmup) / max(1, total - warmup))
+            return 0.1 + 0.45 * (1 + torch.cos(torch.tensor(progress * torch.pi)).item())
+
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": torch.optim.lr_scheduler.LambdaLR(opt, schedule), "interval": "step"}}
