@@ -4,6 +4,7 @@ one validation, probe, residual test and matvec budget (:mod:`autospec.eigen.sub
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Callable
 
@@ -110,38 +111,6 @@ def filtered_subspace_iteration(
     return _solve(A, k, which, tol, max_matvecs, probe_steps, seed, block, "filter", run)
 
 
-def solve_eigenproblem(
-    A,
-    k: int = 10,
-    which: str = "SA",
-    method: str = "chfsi",
-    tol: float = 1e-8,
-    degree: int = DEFAULT_DEGREE,
-    engine=None,
-    seed: int = 0,
-    *,
-    block: int | None = None,
-    max_matvecs: int | None = None,
-    probe_steps: int = DEFAULT_PROBE_STEPS,
-    max_degree: int | None = None,
-    reprobe: bool = True,
-    whole_space: bool = True,
-) -> tuple[torch.Tensor, torch.Tensor, EigenInfo]:
-    """:func:`eigsh` with the switches of filter comparisons (the evaluation and the benchmarks):
-    ``reprobe=False`` keeps the probe's interval for every iteration, ``whole_space=False`` keeps the
-    filter methods from switching to the whole-space Rayleigh–Ritz (see
-    :func:`filtered_subspace_iteration`)."""
-    if method not in METHODS:
-        raise InputValueError(f"unknown method {method!r}; choose one of {METHODS}")
-    if method in FILTERS:
-        if isinstance(degree, bool) or not isinstance(degree, (int, np.integer)) or degree < 1:
-            raise InputValueError(f"degree must be a positive integer, got {degree!r}")
-        run = _filter_run(FILTERS[method](int(degree), engine), reprobe, max_degree, whole_space)
-    else:
-        run = BASELINES[method]
-    return _solve(A, k, which, tol, max_matvecs, probe_steps, seed, block, method, run)
-
-
 def eigsh(
     A,
     k: int = 10,
@@ -170,5 +139,28 @@ def eigsh(
     products). ``block`` (default :func:`default_block`) is also LOBPCG's block and the number of
     pairs ARPACK computes.
     """
-    return solve_eigenproblem(A, k, which, method, tol, degree, engine, seed, block=block, max_matvecs=max_matvecs,
-                              probe_steps=probe_steps, max_degree=max_degree)
+    return _eigsh(A, k, which, method, tol, degree, engine, seed, block, max_matvecs, probe_steps, max_degree)
+
+
+def solve_eigenproblem(A, k: int = 10, *, reprobe: bool = True, whole_space: bool = True,
+                       **options) -> tuple[torch.Tensor, torch.Tensor, EigenInfo]:
+    """:func:`eigsh` (``options``: its keywords) with the switches of filter comparisons, for the
+    evaluation and the benchmarks: ``reprobe=False`` keeps the probe's interval for every
+    iteration, ``whole_space=False`` keeps the filter methods from switching to the whole-space
+    Rayleigh–Ritz (see :func:`filtered_subspace_iteration`)."""
+    bound = inspect.signature(eigsh).bind(A, k, **options)  # eigsh's keywords, checked as eigsh checks them
+    bound.apply_defaults()
+    return _eigsh(*bound.arguments.values(), reprobe=reprobe, whole_space=whole_space)
+
+
+def _eigsh(A, k, which, method, tol, degree, engine, seed, block, max_matvecs, probe_steps, max_degree, *,
+           reprobe: bool = True, whole_space: bool = True):
+    if method not in METHODS:
+        raise InputValueError(f"unknown method {method!r}; choose one of {METHODS}")
+    if method in FILTERS:
+        if isinstance(degree, bool) or not isinstance(degree, (int, np.integer)) or degree < 1:
+            raise InputValueError(f"degree must be a positive integer, got {degree!r}")
+        run = _filter_run(FILTERS[method](int(degree), engine), reprobe, max_degree, whole_space)
+    else:
+        run = BASELINES[method]
+    return _solve(A, k, which, tol, max_matvecs, probe_steps, seed, block, method, run)

@@ -43,7 +43,16 @@ from autospec.evaluation.eigen_report import (
     summary_tables,
     write_markdown,
 )
-from autospec.evaluation.runner import Evaluation, Source, check_settings, describe, matrix_sources, run_cases, write_rows
+from autospec.evaluation.runner import (
+    Evaluation,
+    MatrixRow,
+    Source,
+    check_settings,
+    describe,
+    matrix_sources,
+    run_cases,
+    write_rows,
+)
 from autospec.learned import DEFAULT_ENGINES
 
 CSV_COLUMNS = ("matrix", "n", "nnz", "method", "k", "degree", "outer_iters", "matvecs", "seconds", "max_residual",
@@ -53,13 +62,9 @@ DEFAULT_ENGINE = DEFAULT_ENGINES["eigfilter"]
 
 
 @dataclass
-class Row:
-    """One line of ``results.csv``; ``None`` fields are written empty."""
+class Row(MatrixRow):
+    """One line of ``results.csv`` (``matrix, n, nnz, method`` first); ``None`` fields are written empty."""
 
-    matrix: str
-    n: int | None
-    nnz: int | None
-    method: str
     k: int
     degree: int
     outer_iters: int | None = None

@@ -14,7 +14,7 @@ import torch
 from autospec.eigen.api import FILTERS, filtered_subspace_iteration
 from autospec.eigen.filters import FilterContext, chebyshev_filter
 from autospec.eigen.subspace import DEFAULT_PROBE_STEPS
-from autospec.evaluation.runner import describe, markdown_table, median, safe_filename, save_figure, warn
+from autospec.evaluation.runner import write_markdown_file, describe, markdown_table, median, safe_filename, save_figure, warn
 
 REFERENCE = "chfsi"  # the matvec ratios are taken against this method
 RATIO_SLACK = 1.1  # "worse" = more than 10 % more matvecs than the reference
@@ -102,11 +102,8 @@ def write_markdown(rows: Sequence, summary: Mapping, path: str | Path, meta: Map
             lines.append(f"| {name} | {first.n if first.n is not None else ''} | {kappa} | "
                          + " | ".join(_cell(cells.get(m), tol) for m in methods) + " |")
     lines += ["", "## Summary", "", summary_tables(summary)]
-    errors = dict.fromkeys(f"- {r.matrix} (k={r.k}, {r.method}): {r.error}" for r in rows if r.error)
-    if errors:
-        lines += ["", "## Errors", "", *errors]
-    Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return Path(path)
+    errors = (f"- {r.matrix} (k={r.k}, {r.method}): {r.error}" for r in rows if r.error)
+    return write_markdown_file(lines, errors, path)
 
 
 # -- entry point for evaluate.py ---------------------------------------------------------------------------

@@ -51,6 +51,7 @@ from autospec.evaluation.linsys_report import (
 )
 from autospec.evaluation.runner import (
     Evaluation,
+    MatrixRow,
     matrix_sources,
     run_cases,
     check_settings,
@@ -68,13 +69,9 @@ Polynomial = Callable[[np.ndarray], np.ndarray]  # λ (A's units) -> p_A(λ)
 
 
 @dataclass
-class Row:
-    """One line of ``results.csv``; ``None`` fields are written empty."""
+class Row(MatrixRow):
+    """One line of ``results.csv`` (``matrix, n, nnz, method`` first); ``None`` fields are written empty."""
 
-    matrix: str
-    n: int | None
-    nnz: int | None
-    method: str
     degree: int
     probe_steps: int
     scaling: str

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from autospec.evaluation.runner import markdown_table, median, safe_filename, save_figure
+from autospec.evaluation.runner import write_markdown_file, markdown_table, median, safe_filename, save_figure
 
 CHEBYSHEV_BOUNDS = ("ritz", "petsc")
 GRID_POINTS = 2000  # |1 − λp(λ)| plot grid when the spectrum is not computed
@@ -116,11 +116,8 @@ def write_markdown(rows: Sequence, summary: Sequence[dict], path: str | Path, me
     pooled = [s for s in summary if s["scaling"] == "all"]
     if pooled:
         lines += ["", "## all scalings", "", summary_table(pooled)]
-    errors = dict.fromkeys(f"- {r.matrix} ({r.scaling}, {r.label}): {r.error}" for r in rows if r.error)
-    if errors:
-        lines += ["", "## Errors", "", *errors]
-    Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return Path(path)
+    errors = (f"- {r.matrix} ({r.scaling}, {r.label}): {r.error}" for r in rows if r.error)
+    return write_markdown_file(lines, errors, path)
 
 
 # -- entry point for evaluate.py ------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from autospec.evaluation.runner import median, safe_filename, save_figure
+from autospec.evaluation.runner import median, safe_filename, save_figure, write_markdown_file
 
 
 def _usable(row, spec) -> bool:
@@ -102,12 +102,9 @@ def write_markdown(rows: Sequence, summary: Sequence[dict], specs: Sequence, pat
                   "|---|---:|---:|" + "---:|" * len(spec.methods)]
         lines += [f"| {case} | {c[''].n} | {c[''].kappa:.2g} | " + " | ".join(_cell(c.get(m), spec) for m in spec.methods)
                   + " |" for case, c in cells.items()]
-    errors = dict.fromkeys(f"- {r.case} ({r.function} {r.dtype}, {r.method}): {r.error}" if r.method
-                           else f"- {r.case}: {r.error}" for r in rows if r.error)
-    if errors:
-        lines += ["", "## Errors", "", *errors]
-    Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return Path(path)
+    errors = (f"- {r.case} ({r.function} {r.dtype}, {r.method}): {r.error}" if r.method else f"- {r.case}: {r.error}"
+              for r in rows if r.error)
+    return write_markdown_file(lines, errors, path)
 
 
 def plot_case(rows: Sequence, specs: Sequence, out: Path) -> Path | None:

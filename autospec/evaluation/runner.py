@@ -31,6 +31,25 @@ class Evaluation:
     plots: list[Path]
 
 
+@dataclass
+class MatrixRow:
+    """The columns every matrix evaluation's rows start with (``results.csv``; ``None`` written empty)."""
+
+    matrix: str
+    n: int | None
+    nnz: int | None
+    method: str
+
+
+def write_markdown_file(lines: list[str], errors: Iterable[str], path: str | Path) -> Path:
+    """``results.md``: ``lines``, then an ``Errors`` section listing each distinct error line once."""
+    errors = list(dict.fromkeys(errors))
+    if errors:
+        lines = [*lines, "", "## Errors", "", *errors]
+    Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return Path(path)
+
+
 def describe(err: BaseException) -> str:
     """``"Type: message"`` on one line (the ``error`` column of a failed row)."""
     return f"{type(err).__name__}: {err}".replace("\n", " ")

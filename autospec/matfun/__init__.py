@@ -3,19 +3,5 @@ iterations, and the matrix-free action ``f(A) z`` (:mod:`.api`); the classical k
 convention (:mod:`.methods`), the training task (:mod:`.task`) and the shipped engines as the
 ``"autospec"`` method (:mod:`.learned`)."""
 
-from autospec.matfun.api import (
-    APPLY_METHODS,
-    METHODS,
-    SCALAR_FUNCTIONS,
-    MatfunInfo,
-    apply,
-    inv_sqrt,
-    polar,
-    probe_interval,
-    register,
-    spectral_interval,
-    sqrt,
-)
-
-__all__ = ["APPLY_METHODS", "METHODS", "SCALAR_FUNCTIONS", "MatfunInfo", "apply", "inv_sqrt", "polar",
-           "probe_interval", "register", "spectral_interval", "sqrt"]
+from autospec.matfun.api import *  # noqa: F403 (the API, as listed in its __all__)
+from autospec.matfun.api import __all__  # noqa: F401
