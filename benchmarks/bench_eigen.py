@@ -1,7 +1,7 @@
 """Lowest-k eigenpairs of the shared SuiteSparse matrices: ChFSI vs Lanczos (ARPACK) vs LOBPCG vs RSI
 (and the learned filter, ``autospec``, once its engine exists).
 
-A thin wrapper over :func:`autospec.eigen_evaluation.evaluate_eigen` (the ``python evaluate.py
+A thin wrapper over :func:`autospec.evaluation.eigen.evaluate_eigen` (the ``python evaluate.py
 task=eigfilter`` evaluation) that prints one line per run: matrix, n, method, k, outer_iters,
 matvecs (probe included), seconds, max_residual (``max_j ‖Av_j − θ_j v_j‖/‖A‖_est``), converged,
 why it stopped, and ``eig_err`` = ``max_j |θ_j − λ_j|/‖A‖₂`` against dense ``numpy.linalg.eigvalsh``

@@ -43,7 +43,7 @@ class OracleFilter:
     upper: float
     cut: float | None = None
     degree: int = 15
-    escalates: bool = True  # raised degrees as for ChFSI (autospec.eigen.filter_degree)
+    escalates: bool = True  # raised degrees as for ChFSI (autospec.eigen.filters.filter_degree)
 
     def __call__(self, ctx: FilterContext):
         lower = ctx.lower if self.cut is None else self.cut

@@ -4,7 +4,7 @@ Chebyshev preconditioner (same probe) and the minimax oracle, d=10, rtol 1e-8, b
     python benchmarks/bench_evaluate.py [--engine NAME_OR_PATH] [--matrix-dir ../shared/data/suitesparse]
                                         [--min-n 400] [--max-n N] [--probe-steps 50 200] [--output-dir DIR] [--plots]
 
-Runs ``autospec.evaluation.evaluate_linsys`` on every SPD matrix of the shared collection with
+Runs ``autospec.evaluation.linsys.evaluate_linsys`` on every SPD matrix of the shared collection with
 ``min_n <= n <= max_n`` (its ``index.csv``), writes results.csv/results.md to the output folder and
 prints the summary and the acceptance numbers at probe 50 over both scalings: fraction of cases
 with autospec <= better Chebyshev (target >= 90%), median autospec/Chebyshev ratio (<= 0.85) and

@@ -225,7 +225,7 @@ def as_operator(A, *, symmetric: bool = False, dtype: torch.dtype | None = None,
         op = CallableOperator(A.matmat, A.shape[0], dtype or torch.float64, numpy=True)
     elif callable(A):
         raise InputTypeError(
-            "a bare callable has no size: wrap it as autospec.operators.CallableOperator(fn, n, dtype, numpy=...) "
+            "a bare callable has no size: wrap it as autospec.core.operators.CallableOperator(fn, n, dtype, numpy=...) "
             "or scipy.sparse.linalg.LinearOperator"
         )
     else:

@@ -9,7 +9,7 @@ a seeded Gaussian ``b``, ``x_0 = 0``, to ``‖b − A x‖ <= rtol‖b‖`` with
 * ``autospec``: the learned engine (``bounds`` = ``learned``, or ``fallback-ritz`` when the
   safeguard replaced it by Chebyshev);
 * ``oracle`` (n <= ``oracle_max_n``): the minimax polynomial for the exact spectrum
-  (:mod:`autospec.oracle`, ``bounds`` = ``exact-k<k>``); its ``seconds`` and ``matvecs`` are those
+  (:mod:`autospec.linsys.oracle`, ``bounds`` = ``exact-k<k>``); its ``seconds`` and ``matvecs`` are those
   of the final PCG run (the eigendecomposition is not counted: it is a bound, not a method).
 
 Outputs: ``results.csv`` (:data:`CSV_COLUMNS`; a failed row keeps its cause in ``error`` and has

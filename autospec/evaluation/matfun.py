@@ -6,15 +6,15 @@ Every *case* is one matrix; every *function setting* (:class:`Spec`) runs a list
 Cases (all seeded):
 
 * ``synthetic/<family>/k<κ>/s<seed>`` — held-out synthetic spectra (every family of
-  :mod:`autospec.spectra`, seeds from 30 000 000 on: training uses seeds below 10 000 000 and
+  :mod:`autospec.core.spectra`, seeds from 30 000 000 on: training uses seeds below 10 000 000 and
   validation 10 000 000 + i) turned into dense SPD ``Q diag(λ) Qᵀ`` with a seeded random orthogonal
   Q; κ in the name is the realised ``λmax/λmin`` (Laplacian families cap it at their natural κ);
-* ``suitesparse/<name>/k<κ>`` — the matrices of a folder (:mod:`autospec.matrix_io`), densified
+* ``suitesparse/<name>/k<κ>`` — the matrices of a folder (:mod:`autospec.matrices.io`), densified
   for the GEMM iterations and kept sparse for the matrix-free action; ``n > max_n`` gives one row
   saying it was skipped; a matrix that is not SPD fails the SPD functions with the library's
   error in their rows (the polar factor of a non-SPD matrix still runs);
 * ``optimizer/<layer>.<kind>/k<κ>`` — optimizer state of a small MLP trained here
-  (:mod:`autospec.optimizer_state`): gradients and momentum buffers (polar only, as Muon sees
+  (:mod:`autospec.matfun.optimizer_state`): gradients and momentum buffers (polar only, as Muon sees
   them) and Shampoo's Kronecker statistics ``L``, ``R`` (SPD: every function).
 
 κ is ``σmax/σmin`` (``λmax/λmin`` for SPD), written into the case name so the CSV can be filtered
@@ -217,7 +217,7 @@ def suitesparse_cases(matrix_dir: str | Path | None = "data/suitesparse", files:
 
 
 def optimizer_cases(**record_kwargs) -> list[Case]:
-    """The matrices of :func:`autospec.optimizer_state.record` (recorded once, on first use)."""
+    """The matrices of :func:`autospec.matfun.optimizer_state.record` (recorded once, on first use)."""
     state: list = []
 
     def get(i: int) -> np.ndarray:

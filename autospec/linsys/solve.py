@@ -52,7 +52,7 @@ def solve(
     x0=None,
     callback=None,
 ):
-    """Solve SPD ``A x = b``; returns ``(x, info)`` (see :class:`autospec.cg.SolveInfo`).
+    """Solve SPD ``A x = b``; returns ``(x, info)`` (see :class:`autospec.linsys.SolveInfo`).
 
     ``info.matvecs`` includes the probe; ``info.fallback`` says why a learned polynomial was
     replaced by Chebyshev (``None`` when it was not).

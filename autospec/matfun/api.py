@@ -242,7 +242,7 @@ def polar(M, method: str = "polar_express", tol: float | None = 1e-6, max_iters:
 def apply(A, z, f: str = "inv_sqrt", degree: int = 20, method: str = "chebyshev", probe_steps: int = 50,
           seed: int = 0, engine=None):
     """``y = p(A) z ≈ f(A) z`` for symmetric positive definite A, matrix-free (any input of
-    :func:`autospec.operators.as_operator`, one matrix), f in ``inv_sqrt``, ``sqrt``, ``inv``.
+    :func:`autospec.core.operators.as_operator`, one matrix), f in ``inv_sqrt``, ``sqrt``, ``inv``.
 
     One Lanczos probe (``probe_steps``, seeded) gives the interval of :func:`spectral_interval`;
     ``method="chebyshev"`` applies the degree-d Chebyshev interpolant of f on it with the

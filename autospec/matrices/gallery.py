@@ -120,7 +120,7 @@ def _pyamg_gallery() -> ModuleType:
         from pyamg import gallery
     except ImportError as exc:
         raise MissingDependencyError(
-            "autospec.gallery needs pyamg to build problems: pip install 'autospec[gallery]' "
+            "autospec.matrices.gallery needs pyamg to build problems: pip install 'autospec[gallery]' "
             "(or pip install pyamg)"
         ) from exc
     return gallery
