@@ -106,9 +106,11 @@ def optimal_quintic(lo: float, hi: float, *, max_exchanges: int = 100) -> tuple[
     Simplified Remez on four alternation points ``{lo, q, r, hi}``: solve
     ``p(x_i) + (−1)^i E = 1``, move q, r to the critical points ``x² = (−3b ∓ √(9b² − 20ac))/(10c)``,
     until E changes by ≤ 1e-15. For ``lo/hi ≥ 1 − 5e-6`` the limit is the Taylor quintic
-    ``(15/8, −10/8, 3/8)`` scaled to ``hi`` (error 0 to working precision).
+    ``(15/8, −10/8, 3/8)`` scaled to ``hi`` (its error ``≈ 2.5δ³``, δ = 1 − lo/hi, is below 1e-13
+    there). Should rounding ever break an exchange (no real critical points), the last complete
+    exchange is returned.
     """
-    if lo / hi >= 1 - 5e-6:
+    if lo / hi >= 1 - 2e-5:
         return 15 / 8 / hi, -10 / 8 / hi**3, 3 / 8 / hi**5, 0.0
     q, r = (3 * lo + hi) / 4, (lo + 3 * hi) / 4
     signs = np.array([1.0, -1.0, 1.0, -1.0])
@@ -116,7 +118,10 @@ def optimal_quintic(lo: float, hi: float, *, max_exchanges: int = 100) -> tuple[
     for _ in range(max_exchanges):
         x = np.array([lo, q, r, hi])
         a, b, c, new_error = np.linalg.solve(np.stack([x, x**3, x**5, signs], axis=1), np.ones(4))
-        root = math.sqrt(9 * b * b - 20 * a * c)
+        discriminant = 9 * b * b - 20 * a * c
+        if discriminant < 0 or min(-3 * b - math.sqrt(discriminant), -3 * b + math.sqrt(discriminant)) / c < 0:
+            break
+        root = math.sqrt(discriminant)
         q, r = math.sqrt((-3 * b - root) / (10 * c)), math.sqrt((-3 * b + root) / (10 * c))
         converged = abs(new_error - error) <= 1e-15
         error = new_error

@@ -22,7 +22,10 @@ def test_cg_matches_scipy_iterations_and_reports_true_residual(A):
     b = np.random.default_rng(0).standard_normal(A.shape[0])
     x, info = solve(A, b, method="cg", rtol=1e-8, maxiter=20000)
     ref_iters, _, _ = scipy_cg_iterations(A, b, 1e-8, 20000)
-    assert abs(info.outer_iters - ref_iters) <= 2
+    # past n iterations the count depends on rounding (SciPy differs from itself by a few per cent
+    # under a permutation: benchmarks/RESULTS.md, "How reproducible is SciPy's own CG count?")
+    tolerance = 2 if ref_iters <= A.shape[0] else max(2, 0.02 * ref_iters)
+    assert abs(info.outer_iters - ref_iters) <= tolerance
     assert info.converged and info.matvecs == info.outer_iters
     true = np.linalg.norm(b - A @ x.numpy()) / np.linalg.norm(b)
     assert info.rel_residual == pytest.approx(true, rel=1e-12)
