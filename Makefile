@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 train: $(STAMP)
-	$(PY) train.py
+	$(PY) train.py experiment=linsys_d10
 
 test: $(STAMP)
 	$(PY) -m pytest

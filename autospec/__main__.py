@@ -1,4 +1,5 @@
-"""Command line: ``python -m autospec export CKPT OUT`` and ``python -m autospec list``."""
+"""Command line: ``python -m autospec export CKPT OUT``, ``python -m autospec list`` and
+``python -m autospec labels OUT`` (the labelled set of the learned linsys choice)."""
 
 from __future__ import annotations
 
@@ -16,12 +17,22 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("checkpoint")
     export.add_argument("out")
     sub.add_parser("list", help="list the shipped engines")
+    labels = sub.add_parser("labels", help="count PCG iterations of every linsys candidate on training spectra")
+    labels.add_argument("out")
+    labels.add_argument("--synthetic", type=int, default=2000, help="synthetic spectra (all families)")
+    labels.add_argument("--operators", type=int, default=600, help="spectra of random sparse SPD operators")
+    labels.add_argument("--seed", type=int, default=1)
+    labels.add_argument("--jobs", type=int, default=1, help="worker processes")
     args = parser.parse_args(argv)
     try:
         if args.command == "export":
             from autospec.training.export import export_checkpoint  # Lightning: only for this command
 
             print(export_checkpoint(args.checkpoint, args.out))
+        elif args.command == "labels":
+            from autospec.linsys.labels import write_labels
+
+            print(write_labels(args.out, args.synthetic, args.operators, args.seed, jobs=args.jobs))
         else:
             print("\n".join(shipped_names()))
     except AutospecError as err:

@@ -134,9 +134,10 @@ def load(name_or_path: str | Path | LearnedEngine) -> LearnedEngine:
 
 def load_for(engine, task: str, user: str, default: str | None = None) -> LearnedEngine:
     """:func:`load` ``engine`` (``None``: ``DEFAULT_ENGINES[default or task]``) and check that it was
-    trained for ``task``; ``user`` names the caller in the error (e.g. ``"method='autospec' of eigsh"``)."""
+    trained for ``task`` (a task's ``family``, when it has one: ``linsys-choice`` engines are ``linsys``
+    engines); ``user`` names the caller in the error (e.g. ``"method='autospec' of eigsh"``)."""
     learned = load(DEFAULT_ENGINES[default or task] if engine is None else engine)
-    if learned.task.name != task:
+    if getattr(learned.task, "family", learned.task.name) != task:
         raise InputValueError(f"engine {learned.name!r} was trained for task {learned.task.name!r}, "
                               f"{user} needs {'an' if task[0] in 'aeiou' else 'a'} {task} engine")
     return learned

@@ -32,6 +32,7 @@ class Probe:
     steps: int  # Krylov steps actually taken (m, or fewer after breakdown / m >= n)
     matvecs: int  # matvecs spent per operator
     weights: torch.Tensor | None = None  # (..., m) Gauss quadrature weights τ_j² (Lanczos only; sum 1)
+    size: int | torch.Tensor | None = None  # n, the operator's dimension
 
     @property
     def theta_max(self) -> torch.Tensor:
@@ -117,6 +118,7 @@ def lanczos(A, steps: int = 50, seed: int = 0) -> Probe:
         steps=k,
         matvecs=op.matvecs - start,
         weights=S[..., 0, :].square(),
+        size=op.n,
     )
 
 
@@ -148,6 +150,7 @@ def subspace_probe(A, block: int = 8, iterations: int = 6, seed: int = 0) -> Pro
         lower=theta[..., 0],
         steps=iterations,
         matvecs=op.matvecs - start,
+        size=op.n,
     )
 
 

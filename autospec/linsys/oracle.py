@@ -147,14 +147,17 @@ def quotient_vandermonde(x: np.ndarray, degree: int) -> np.ndarray:
     return -2 * delta
 
 
-def _solve_lp(W_top: np.ndarray, G_pos: np.ndarray, positivity: float) -> np.ndarray:
+def solve_minimax_lp(W_top: np.ndarray, G_pos: np.ndarray, positivity: float,
+                     W_floor: np.ndarray | None = None, floor: float = 0.0) -> np.ndarray:
     """HiGHS on ``min t: |R(x)| <= t (top points), (1 − R(x))/x >= ε (positivity points), R(0) = 1``
-    for ``R = Σ_j a_j T_j(2x − 1)`` given by the rows of :func:`unit_vandermonde` (``W``) and
-    :func:`quotient_vandermonde` (``G``); returns ``a``."""
+    and, given ``W_floor``, ``R(x) >= −floor`` on its points; for ``R = Σ_j a_j T_j(2x − 1)`` given by
+    the rows of :func:`unit_vandermonde` (``W``) and :func:`quotient_vandermonde` (``G``); returns ``a``."""
     m = W_top.shape[1]
     minus_t = -np.ones((W_top.shape[0], 1))
-    A_ub = np.block([[W_top, minus_t], [-W_top, minus_t], [-G_pos, np.zeros((G_pos.shape[0], 1))]])
-    b_ub = np.r_[np.zeros(2 * W_top.shape[0]), -positivity * np.ones(G_pos.shape[0])]
+    W_floor = np.zeros((0, m)) if W_floor is None else W_floor
+    A_ub = np.block([[W_top, minus_t], [-W_top, minus_t], [-G_pos, np.zeros((G_pos.shape[0], 1))],
+                     [-W_floor, np.zeros((W_floor.shape[0], 1))]])
+    b_ub = np.r_[np.zeros(2 * W_top.shape[0]), -positivity * np.ones(G_pos.shape[0]), floor * np.ones(W_floor.shape[0])]
     A_eq = np.r_[(-1.0) ** np.arange(m), 0.0][None, :]  # R(0) = Σ a_j T_j(−1) = 1
     res = scipy.optimize.linprog(np.r_[np.zeros(m), 1.0], A_ub=A_ub, b_ub=b_ub, A_eq=A_eq, b_eq=[1.0],
                                  bounds=[(None, None)] * m + [(0, None)], method="highs")
@@ -163,7 +166,7 @@ def _solve_lp(W_top: np.ndarray, G_pos: np.ndarray, positivity: float) -> np.nda
     return res.x[:m]
 
 
-def _quotient_coefficients(a: np.ndarray) -> np.ndarray:
+def quotient_coefficients(a: np.ndarray) -> np.ndarray:
     """Chebyshev coefficients of ``q = (1 − R)/x`` (degree d) from those of ``R`` (degree d+1), by
     interpolation at the d+1 Chebyshev nodes of [0, 1] (exact for a polynomial)."""
     degree = a.size - 2
@@ -192,7 +195,7 @@ def minimax_polynomial(eigenvalues, degree: int, k: int = 0, positivity: float =
     active_top = top[_initial_points(x[top], max_points)]
     active_pos = np.unique(np.r_[np.arange(k), active_top])
     for _ in range(_EXCHANGE_ROUNDS):
-        a = _solve_lp(W[active_top], G[active_pos], positivity)
+        a = solve_minimax_lp(W[active_top], G[active_pos], positivity)
         R, q = np.abs(W @ a), G @ a
         t = R[active_top].max()
         over = top[R[top] > t + _EXCHANGE_TOL]
@@ -205,7 +208,7 @@ def minimax_polynomial(eigenvalues, degree: int, k: int = 0, positivity: float =
     if q.min() <= 0:
         raise InputValueError(f"minimax polynomial (k={k}) is not positive on the spectrum after "
                               f"{_EXCHANGE_ROUNDS} exchange rounds (min q = {q.min():.3e})")
-    return MinimaxPolynomial(coefficients=_quotient_coefficients(a), scale=scale, k=int(k), value=float(R[top].max()),
+    return MinimaxPolynomial(coefficients=quotient_coefficients(a), scale=scale, k=int(k), value=float(R[top].max()),
                              min_value=float(q.min()))
 
 

@@ -67,13 +67,19 @@ class AutospecSystem(L.LightningModule):
         self.log("val/fallback_rate", torch.cat(self._val_fallbacks).double().mean())
 
     def configure_optimizers(self):
-        opt = torch.optim.AdamW(self.engine.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
-        warmup, total = self.hparams.warmup_steps, max(self.hparams.max_steps, 1)
+        return adamw_with_warmup_cosine(self.engine.parameters(), self.hparams)
 
-        def schedule(step):  # linear warm-up, cosine decay to 10%
-            if step < warmup:
-                return (step + 1) / warmup
-            progress = min(1.0, (step - warmup) / max(1, total - warmup))
-            return 0.1 + 0.45 * (1 + torch.cos(torch.tensor(progress * torch.pi)).item())
 
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": torch.optim.lr_scheduler.LambdaLR(opt, schedule), "interval": "step"}}
+def adamw_with_warmup_cosine(parameters, hparams) -> dict:
+    """AdamW (``lr``, ``weight_decay``) with a linear warm-up over ``warmup_steps`` and a cosine
+    decay to 10 % at ``max_steps`` (Lightning's optimizer dict, stepped every step)."""
+    opt = torch.optim.AdamW(parameters, lr=hparams.lr, weight_decay=hparams.weight_decay)
+    warmup, total = hparams.warmup_steps, max(hparams.max_steps, 1)
+
+    def schedule(step):
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        return 0.1 + 0.45 * (1 + torch.cos(torch.tensor(progress * torch.pi)).item())
+
+    return {"optimizer": opt, "lr_scheduler": {"scheduler": torch.optim.lr_scheduler.LambdaLR(opt, schedule), "interval": "step"}}

@@ -14,7 +14,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from autospec.training.export import export_system
-from autospec.training.system import AutospecSystem
+from autospec.training.labelled import system_class
 
 
 def _plain(node) -> dict:
@@ -33,7 +33,7 @@ def train(cfg: DictConfig) -> dict:
         torch.set_num_threads(int(cfg.torch_threads))
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
-    system = AutospecSystem(
+    system = system_class(_plain(cfg.task))(
         task=_plain(cfg.task),
         engine=_plain(cfg.engine),
         probe=_plain(cfg.probe),
