@@ -32,6 +32,10 @@ _DOWNLOAD = ("PAPER_MATRICES", "DownloadError", "fetch_suite")  # autospec.matri
 
 
 def __getattr__(name: str):
+    if name == "optim":  # Muon and Shampoo (autospec.optim), imported on first use
+        import importlib
+
+        return importlib.import_module("autospec.optim")
     if name in _DOWNLOAD:
         from autospec.matrices import download
 
@@ -68,6 +72,7 @@ __all__ = [
     "load_matrix",
     "list_matrices",
     "matfun",
+    "optim",
     "pcg",
     "probe",
     "read_matrix",

@@ -25,6 +25,7 @@ LAYERS = {
     "autospec.matrices": 2,
     "autospec.learned": 3,
     # the family wings (and any new top-level package of autospec/): 4
+    "autospec.optim": 5,  # Muon/Shampoo: applications of the matfun wing
     "autospec.training": 5,
     "autospec.evaluation": 5,
     "autospec": 6,  # __init__ (re-exports) and __main__ (the command line)
