@@ -24,6 +24,7 @@ from autospec.errors import (
 )
 from autospec.learned import LearnedEngine, LearnedPolynomial, load
 from autospec.linsys import PolynomialPreconditioner, SolveInfo, chebyshev_preconditioner, pcg, solve
+from autospec.linsys.lstsq import lstsq
 from autospec.matrices.io import MatrixFile, MatrixNotFoundError, list_matrices, load_matrix, read_matrix
 
 __version__ = "0.1.0"
@@ -70,6 +71,7 @@ __all__ = [
     "lanczos",
     "load",
     "load_matrix",
+    "lstsq",
     "list_matrices",
     "matfun",
     "optim",

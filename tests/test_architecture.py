@@ -23,6 +23,7 @@ LAYERS = {
     "autospec.kernels": 1,
     "autospec.engine": 2,
     "autospec.matrices": 2,
+    "autospec.sketch": 2,  # randomized NLA numerics (Nyström, sketched least squares) the wings use
     "autospec.learned": 3,
     # the family wings (and any new top-level package of autospec/): 4
     "autospec.optim": 5,  # Muon/Shampoo: applications of the matfun wing
