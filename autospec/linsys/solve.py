@@ -19,8 +19,9 @@ from autospec.learned import DEFAULT_ENGINES, load_for
 from autospec.linsys.cg import pcg
 from autospec.linsys.learned import preconditioner_from_probe
 from autospec.linsys.preconditioners import chebyshev_preconditioner
+from autospec.linsys.sketched import nystrom_setup, with_shift
 
-METHODS = ("cg", "chebyshev", "autospec")
+METHODS = ("cg", "chebyshev", "autospec", "nystrom")
 SCALINGS = ("none", "jacobi")
 DEFAULT_ENGINE = DEFAULT_ENGINES["linsys"]
 
@@ -51,8 +52,16 @@ def solve(
     bounds: str = "ritz",
     x0=None,
     callback=None,
+    mu: float = 0.0,
+    rank: int | None = None,
+    polynomial: str | None = None,
 ):
-    """Solve SPD ``A x = b``; returns ``(x, info)`` (see :class:`autospec.linsys.SolveInfo`).
+    """Solve SPD ``(A + μI) x = b`` (``mu`` >= 0, default 0); returns ``(x, info)`` (see
+    :class:`autospec.linsys.SolveInfo`). ``method="nystrom"``: randomized Nyström PCG with ``rank``
+    (None: the adaptive rule) and ``polynomial`` (None, ``"chebyshev"``, ``"autospec"``: a polynomial
+    on the Nyström-preconditioned operator), :mod:`autospec.linsys.sketched`; ``info.rank`` its rank
+    and ``info.matvecs`` the sketch's products too.
+
 
     ``info.matvecs`` includes the probe; ``info.fallback`` says why a learned polynomial was
     replaced by Chebyshev (``None`` when it was not).
@@ -66,7 +75,7 @@ def solve(
     if method != "cg" and degree < 0:
         raise InputValueError(f"degree must be >= 0, got {degree}")
     start = time.perf_counter()
-    original = as_operator(A, symmetric=True, seed=seed)
+    original = with_shift(as_operator(A, symmetric=True, seed=seed), method, mu, rank, polynomial)
     rhs = as_rhs(b, original)
     op = jacobi_scaling(original) if scaling == "jacobi" else original
     d = op.d if scaling == "jacobi" else None
@@ -75,7 +84,12 @@ def solve(
 
     matvecs0 = op.matvecs
     M, fallback, interval, steps = None, None, None, 0
-    if method != "cg":
+    sketched = None
+    if method == "nystrom":
+        sketched = nystrom_setup(op, scaling, rank=rank, seed=seed, polynomial=polynomial, engine=engine,
+                                 degree=degree, probe_steps=probe_steps, bounds=bounds)
+        M, fallback, interval, steps = sketched.M, sketched.fallback, sketched.interval, sketched.steps
+    elif method != "cg":
         probe = lanczos(op, steps=probe_steps, seed=seed)
         steps = probe.steps
         if float(probe.theta_min) <= 0:
@@ -94,7 +108,8 @@ def solve(
     y, info = pcg(op, rhs_s, x0_s, rtol=rtol, atol=atol, maxiter=maxiter, M=M, callback=on_iterate,
                   residual_weights=weights)
     x = y if d is None else _unscale(d, y)
-    info.matvecs = op.matvecs - matvecs0
+    info.matvecs = op.matvecs - matvecs0 + (sketched.extra_matvecs if sketched else 0)
+    info.rank = sketched.rank if sketched else 0
     info.method, info.degree, info.probe_steps = method, (M.degree if M is not None else 0), steps
     info.fallback, info.bounds = fallback, interval
     info.seconds = time.perf_counter() - start

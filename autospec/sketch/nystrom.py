@@ -161,6 +161,8 @@ class NystromPreconditioner:
     """``P⁻¹`` (and ``P^{−½}``) of the module docstring for ``A + μI``; callable on torch blocks
     ``(..., n, k)`` and vectors ``(n,)``. Applying it costs no product with A."""
 
+    degree = 0  # no product with A per application (what PCG's matvec accounting reads)
+
     def __init__(self, approx: NystromApproximation, mu: float = 0.0):
         self.approx, self.mu = approx, check_mu(mu)
         lam = approx.lam
