@@ -23,7 +23,7 @@ def _spd(eigenvalues: np.ndarray, seed: int = 0) -> np.ndarray:
 
 
 N = 400
-FAST = np.exp(-np.arange(N) / 8.0)  # fast spectral decay: d_eff(1e-6) ≈ 100
+FAST = np.exp(-np.arange(N) / 5.0)  # fast spectral decay: d_eff(1e-6) ≈ 70
 MU = 1e-6
 
 

@@ -40,7 +40,7 @@ from autospec.errors import InputValueError, NotPositiveDefiniteError
 from autospec.kernels.sketch import KINDS, make_sketch, torch_generator
 
 RANK0 = 16  # first rank of the adaptive rule
-MAX_RANK = 512  # default cap of the adaptive rule (min(n, MAX_RANK))
+MAX_RANK = 512  # default cap of the adaptive rule: min(MAX_RANK, n/4) (a sketch of n columns is A itself)
 RATIO = 10.0  # stop when λ̂_ℓ + Ê <= RATIO·μ_ref
 POWER_STEPS = 8  # power iterations of the error estimate Ê
 UNREGULARISED = 1e-3  # μ_ref = UNREGULARISED·λ̂₁ when μ = 0
@@ -111,7 +111,7 @@ def adaptive_nystrom(op: Operator, mu: float = 0.0, *, rank0: int = RANK0, max_r
     docstring); every product with A is reused, so the cost is the final ℓ plus the error estimates."""
     n = op.n
     mu = check_mu(mu)
-    max_rank = min(n, MAX_RANK) if max_rank is None else int(max_rank)
+    max_rank = min(MAX_RANK, max(1, n // 4)) if max_rank is None else int(max_rank)
     if not 1 <= max_rank <= n or rank0 < 1 or ratio <= 0 or power_steps < 1:
         raise InputValueError(f"adaptive Nyström needs 1 <= max_rank <= n={n}, rank0 >= 1, ratio > 0 and "
                               f"power_steps >= 1 (got {max_rank}, {rank0}, {ratio}, {power_steps})")
