@@ -84,7 +84,7 @@ def test_every_method_runs_and_converges_on_the_spd_matrices(run):
     _, rows = _read(out / "results.csv")
     good = [r for r in rows if r["matrix"] in ("poisson8", "poisson10")]
     expected = {("cg", "0", ""), ("scipy_cg", "0", ""), ("chebyshev", str(PROBE), "ritz"), ("chebyshev", str(PROBE), "petsc"),
-                ("autospec", str(PROBE), "learned"), ("oracle", "0", "exact")}
+                ("autospec", str(PROBE), "learned"), ("nystrom", "0", "adaptive"), ("oracle", "0", "exact")}
     for matrix in ("poisson8", "poisson10"):
         for scaling in ("none", "jacobi"):
             mine = [r for r in good if r["matrix"] == matrix and r["scaling"] == scaling]
@@ -119,7 +119,8 @@ def test_markdown_table_and_plots_are_written(run):
     out, result = run
     text = (out / "results.md").read_text()
     assert "## scaling: none" in text and "## scaling: jacobi" in text
-    assert f"| matrix | n | cg | scipy_cg | chebyshev-ritz@{PROBE} | chebyshev-petsc@{PROBE} | autospec@{PROBE} | oracle |" in text
+    assert (f"| matrix | n | cg | scipy_cg | chebyshev-ritz@{PROBE} | chebyshev-petsc@{PROBE} | autospec@{PROBE} | nystrom "
+            "| oracle |") in text
     assert "median autospec / best Chebyshev" in text and "median autospec / oracle" in text
     assert "## Errors" in text and "broken" in text and "indefinite" in text
     for matrix in ("poisson8", "poisson10"):
@@ -148,7 +149,7 @@ def test_evaluate_cli(tmp_path, engine):
     assert proc.returncode == 0, proc.stderr[-3000:]
     header, rows = _read(out / "results.csv")
     assert header[: len(CONTRACT)] == CONTRACT
-    assert len(rows) == 2 * 6 and all(r["converged"] == "True" for r in rows)
+    assert len(rows) == 2 * 7 and all(r["converged"] == "True" for r in rows)
     assert (out / "results.md").is_file() and "median autospec / best Chebyshev" in proc.stdout
 
 

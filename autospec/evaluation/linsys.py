@@ -8,6 +8,8 @@ a seeded Gaussian ``b``, ``x_0 = 0``, to ``‖b − A x‖ <= rtol‖b‖`` with
 * ``chebyshev``: the degree-d Chebyshev preconditioner on ``ritz`` and ``petsc`` probe bounds;
 * ``autospec``: the learned engine (``bounds`` = ``learned``, or ``fallback-ritz`` when the
   safeguard replaced it by Chebyshev);
+* ``nystrom``: Nyström PCG (:mod:`autospec.linsys.sketched`, μ = 0, adaptive rank; ``matvecs``
+  include the sketch's products);
 * ``oracle`` (n <= ``oracle_max_n``): the minimax polynomial for the exact spectrum
   (:mod:`autospec.linsys.oracle`, ``bounds`` = ``exact-k<k>``); its ``seconds`` and ``matvecs`` are those
   of the final PCG run (the eigendecomposition is not counted: it is a bound, not a method).
@@ -146,6 +148,7 @@ def _planned(n: int | None, probes: Sequence[int], oracle_max_n: int, degree: in
     plan = [("cg", 0, 0, ""), ("scipy_cg", 0, 0, "")]
     for m in probes:
         plan += [("chebyshev", degree, m, b) for b in CHEBYSHEV_BOUNDS] + [("autospec", degree, m, "learned")]
+    plan.append(("nystrom", 0, 0, "adaptive"))
     if n is not None and n <= oracle_max_n:
         plan.append(("oracle", degree, 0, "exact"))
     return plan
