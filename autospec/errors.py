@@ -32,3 +32,12 @@ class BreakdownError(AutospecError, ArithmeticError):
 
 class ArtifactError(AutospecError, ValueError):
     """An exported engine artifact is missing, corrupt or from another format version."""
+
+
+class AutospecWarning(UserWarning):
+    """Base class of every warning autospec issues."""
+
+
+class ToleranceWarning(AutospecWarning):
+    """A tolerance below what the working precision can reach (about 10·eps of its dtype): the
+    solver still runs, and reports ``converged=False`` unless the true residual meets it."""

@@ -21,14 +21,15 @@ baseline), ``loss(poly, scale, batch)``, ``iterations(poly, scale, batch)`` (val
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
 
 import torch
 
-from autospec.engine.artifact import read_artifact
+from autospec.engine.artifact import read_artifact, resolve
 from autospec.engine.model import Engine
-from autospec.errors import ArtifactError, InputValueError
+from autospec.errors import ArtifactError, AutospecError, InputTypeError, InputValueError
 
 TASKS: dict[str, type] = {}
 
@@ -107,7 +108,7 @@ class LearnedEngine:
         """``linsys``: the learned preconditioner, or Chebyshev (``ritz``) with the reason when the safeguard fails."""
         return self._adapter("preconditioner_from_probe")(self, op, probe)
 
-    def preconditioner(self, A, probe_steps: int = 50, seed: int = 0):
+    def preconditioner(self, A, probe_steps: int | None = None, seed: int = 0):
         """``linsys``: ``M ≈ A⁻¹``, a SciPy ``LinearOperator`` for SciPy/NumPy input (use as ``M`` in
         ``scipy.sparse.linalg.cg``), else a callable on torch tensors; ``M.fallback`` says whether
         the safeguard replaced the learned polynomial by Chebyshev."""
@@ -125,11 +126,17 @@ def build_engine(meta: dict) -> tuple[Engine, object]:
 
 def load(name_or_path: str | Path | LearnedEngine) -> LearnedEngine:
     """Load a shipped engine by name (e.g. ``"linsys-cg-d10"``) or an exported artifact by path
-    (a loaded :class:`LearnedEngine` is returned as it is)."""
+    (a loaded :class:`LearnedEngine` is returned as it is).
+
+    Loaded engines are cached in-process, keyed on the artifact's path and the ``stat`` of both of
+    its files (JSON and weights: inode, size, modification and change times), so an artifact
+    rewritten in place is read again."""
     if isinstance(name_or_path, LearnedEngine):
         return name_or_path
-    path = str(name_or_path)
-    return _load_cached(path, _mtime(path))
+    if not isinstance(name_or_path, (str, Path)):
+        raise InputTypeError(f"load() takes an engine name or a path (str or Path), got {type(name_or_path).__name__}")
+    meta_path = resolve(name_or_path)
+    return _load_cached(str(meta_path), _fingerprint(meta_path))
 
 
 def load_for(engine, task: str, user: str, default: str | None = None) -> LearnedEngine:
@@ -143,15 +150,36 @@ def load_for(engine, task: str, user: str, default: str | None = None) -> Learne
     return learned
 
 
-def _mtime(path: str) -> float:
-    p = Path(path).with_suffix(".safetensors") if Path(path).suffix else Path(path + ".safetensors")
-    return p.stat().st_mtime if p.exists() else 0.0
+def _stat(path: Path) -> tuple[int, ...] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
+def _fingerprint(meta_path: Path) -> tuple:
+    """What makes a cached engine stale: the ``stat`` of the JSON and of the weights it names."""
+    weights = meta_path.with_suffix(".safetensors")
+    try:
+        named = json.loads(meta_path.read_text()).get("weights")
+        if isinstance(named, str) and named:
+            weights = meta_path.parent / named
+    except (OSError, ValueError, AttributeError):
+        pass  # read_artifact reports a corrupt JSON properly
+    return _stat(meta_path), _stat(weights)
 
 
 @lru_cache(maxsize=8)
-def _load_cached(path: str, _mtime: float) -> LearnedEngine:
+def _load_cached(path: str, _fingerprint: tuple) -> LearnedEngine:
     state, meta = read_artifact(path)
-    engine, task = build_engine(meta)
+    try:
+        engine, task = build_engine(meta)
+    except AutospecError as err:
+        raise ArtifactError(f"engine metadata {path} does not describe a buildable engine: {err}") from err
+    except (TypeError, ValueError, KeyError, AttributeError) as err:
+        raise ArtifactError(f"malformed engine metadata {path}: the task or engine settings do not build "
+                            f"({type(err).__name__}: {err})") from err
     try:
         engine.load_state_dict(state)
     except RuntimeError as err:

@@ -26,6 +26,12 @@ def random_spd(n: int, kappa: float, seed: int = 0) -> np.ndarray:
     return (Q * lam) @ Q.T
 
 
+def pytest_configure(config):
+    # SciPy's iterative-solver tests (run against autospec.pcg by test_scipy_conformance.py) carry
+    # this marker of the pytest-fail-slow plugin; registered so --strict-markers accepts the import
+    config.addinivalue_line("markers", "fail_slow(limit): SciPy's marker for a slow test (no effect here)")
+
+
 @pytest.fixture(autouse=True)
 def _float64_default():
     old = torch.get_default_dtype()

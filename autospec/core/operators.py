@@ -6,7 +6,12 @@ Algorithms never count matvecs themselves: they read ``op.matvecs``.
 
 ``as_operator`` wraps NumPy arrays, SciPy sparse matrices (any format), SciPy ``LinearOperator``,
 torch dense and sparse CSR tensors, Python callables and ``Diagonal`` (batched diagonal operators
-used in training) and validates them with clear errors.
+used in training) and validates them with clear errors. Operators are real unless a caller that
+handles complex Hermitian ones (``pcg``) asks for ``complex_ok``.
+
+The front doors return what they were given (:func:`torch_native`, :func:`to_caller`): **NumPy/SciPy
+input gives NumPy output, torch input gives torch output** — a result, and what a callback receives,
+is a NumPy array unless the caller handed in a torch tensor or an :class:`Operator` (torch-native).
 """
 
 from __future__ import annotations
@@ -18,12 +23,15 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 import torch
 
+from autospec.core.bridge import as_linear_operator, torch_block  # noqa: F401  (re-exported: the bridge's home was here)
 from autospec.errors import InputTypeError, InputValueError, NotSymmetricError
 
 SYMMETRY_RTOL = 1e-10  # explicit matrices: max|A - Aᵀ| <= SYMMETRY_RTOL * max|A|
 RANDOMISED_SYMMETRY_RTOL = 1e-8  # matrix-free: |xᵀAy - yᵀAx| <= rtol * ‖Ax‖‖y‖ (+ ‖Ay‖‖x‖)
 
-_TORCH_DTYPES = {np.dtype(np.float64): torch.float64, np.dtype(np.float32): torch.float32}
+_TORCH_DTYPES = {np.dtype(np.float64): torch.float64, np.dtype(np.float32): torch.float32,
+                 np.dtype(np.complex128): torch.complex128, np.dtype(np.complex64): torch.complex64}
+_NUMPY_DTYPES = {t: n for n, t in _TORCH_DTYPES.items()}
 
 
 class Operator:
@@ -169,13 +177,17 @@ class CallableOperator(Operator):
 
     def _matmat(self, V):
         if self.numpy:
-            return _numpy_apply(self.fn, V, self.n)
-        lead = V.shape[:-2]
-        flat = V.movedim(-2, 0).reshape(self.n, -1)
-        out = torch.as_tensor(self.fn(flat), dtype=self.dtype)
-        if out.shape != flat.shape:
-            raise InputValueError(f"operator callable returned shape {tuple(out.shape)}, expected {tuple(flat.shape)}")
-        return out.reshape((self.n, *lead, V.shape[-1])).movedim(0, -2)
+            out = _numpy_apply(self.fn, V, self.n).to(self.dtype)
+        else:
+            lead = V.shape[:-2]
+            flat = V.movedim(-2, 0).reshape(self.n, -1)
+            out = torch.as_tensor(self.fn(flat), dtype=self.dtype)
+            if out.shape != flat.shape:
+                raise InputValueError(f"operator callable returned shape {tuple(out.shape)}, expected {tuple(flat.shape)}")
+            out = out.reshape((self.n, *lead, V.shape[-1])).movedim(0, -2)
+        if not bool(torch.isfinite(out).all()) and bool(torch.isfinite(V).all()):
+            raise InputValueError("the operator returned non-finite values (NaN or Inf) for a finite input block")
+        return out
 
     def diagonal(self):
         if self._diag is None:
@@ -205,24 +217,36 @@ def _csr_diagonal(A: torch.Tensor) -> torch.Tensor:
     return diag
 
 
-def as_operator(A, *, symmetric: bool = False, dtype: torch.dtype | None = None, seed: int = 0) -> Operator:
+def torch_native(*inputs) -> bool:
+    """Whether any of ``inputs`` is a torch tensor or an :class:`Operator` (then the caller gets torch)."""
+    return any(isinstance(x, (torch.Tensor, Operator)) for x in inputs)
+
+
+def to_caller(x: torch.Tensor, numpy_out: bool):
+    """``x`` as the caller's array type: a NumPy copy when ``numpy_out``, else the tensor itself."""
+    return x.detach().cpu().numpy().copy() if numpy_out else x
+
+
+def as_operator(A, *, symmetric: bool = False, dtype: torch.dtype | None = None, seed: int = 0,
+                complex_ok: bool = False) -> Operator:
     """Wrap ``A`` in an :class:`Operator`, validating it.
 
-    Raises ``InputTypeError`` for unsupported types or complex/integer-only data that cannot be
-    converted, ``InputValueError`` for empty, non-square or non-finite input and
-    ``NotSymmetricError`` when ``symmetric=True`` and ``A`` is not symmetric (exact check for
-    explicit matrices, randomised ``xᵀAy − yᵀAx`` test for matrix-free ones).
+    Raises ``InputTypeError`` for unsupported types or complex (unless ``complex_ok``; then
+    ``symmetric`` means Hermitian) or non-numeric data, ``InputValueError`` for empty, non-square
+    or non-finite input and ``NotSymmetricError`` when ``symmetric=True`` and ``A`` is not
+    symmetric (exact check for explicit matrices, randomised ``xᵀAy − yᵀAx`` test for matrix-free ones).
     """
     if isinstance(A, Operator):
         op = A
     elif isinstance(A, torch.Tensor):
-        op = _torch_operator(A, dtype)
+        op = _torch_operator(A, dtype, complex_ok)
     elif sp.issparse(A) or isinstance(A, np.ndarray) or _is_array_like(A):
-        op = _scipy_operator(A if sp.issparse(A) else np.asarray(A), dtype)
+        op = _scipy_operator(A if sp.issparse(A) else np.asarray(A), dtype, complex_ok)
     elif isinstance(A, spla.LinearOperator):
         _check_square(A.shape)
-        _check_real(np.dtype(A.dtype))
-        op = CallableOperator(A.matmat, A.shape[0], dtype or torch.float64, numpy=True)
+        _check_real(np.dtype(A.dtype), complex_ok)
+        cplx = np.issubdtype(np.dtype(A.dtype), np.complexfloating)
+        op = CallableOperator(A.matmat, A.shape[0], dtype or (torch.complex128 if cplx else torch.float64), numpy=True)
     elif callable(A):
         raise InputTypeError(
             "a bare callable has no size: wrap it as autospec.core.operators.CallableOperator(fn, n, dtype, numpy=...) "
@@ -249,17 +273,18 @@ def _check_square(shape):
         raise InputValueError(f"matrix must be square, got shape {tuple(shape)}")
 
 
-def _check_real(dtype: np.dtype):
-    if np.issubdtype(dtype, np.complexfloating):
+def _check_real(dtype: np.dtype, complex_ok: bool = False):
+    if np.issubdtype(dtype, np.complexfloating) and not complex_ok:
         raise InputTypeError(f"complex matrices are not supported (dtype {dtype}); autospec works on real symmetric operators")
-    if not (np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.integer) or dtype == np.bool_):
+    if not (np.issubdtype(dtype, np.inexact) or np.issubdtype(dtype, np.integer) or dtype == np.bool_):
         raise InputTypeError(f"unsupported matrix dtype {dtype}")
 
 
-def _scipy_operator(A, dtype: torch.dtype | None) -> ScipyMatrix:
+def _scipy_operator(A, dtype: torch.dtype | None, complex_ok: bool = False) -> ScipyMatrix:
     _check_square(A.shape)
-    _check_real(np.dtype(A.dtype))
-    np_dtype = np.float32 if dtype == torch.float32 else np.float64
+    _check_real(np.dtype(A.dtype), complex_ok)
+    cplx = np.issubdtype(np.dtype(A.dtype), np.complexfloating)
+    np_dtype = _NUMPY_DTYPES.get(dtype, np.complex128 if cplx else np.float64)
     if np.dtype(A.dtype) != np_dtype:
         A = A.astype(np_dtype)
     values = A.data if sp.issparse(A) else A
@@ -268,11 +293,11 @@ def _scipy_operator(A, dtype: torch.dtype | None) -> ScipyMatrix:
     return ScipyMatrix(A)
 
 
-def _torch_operator(A: torch.Tensor, dtype: torch.dtype | None) -> TorchMatrix:
+def _torch_operator(A: torch.Tensor, dtype: torch.dtype | None, complex_ok: bool = False) -> TorchMatrix:
     _check_square(tuple(A.shape))
-    if A.is_complex():
+    if A.is_complex() and not complex_ok:
         raise InputTypeError(f"complex matrices are not supported (dtype {A.dtype})")
-    target = dtype or (A.dtype if A.is_floating_point() else torch.float64)
+    target = dtype or (A.dtype if A.is_floating_point() or A.is_complex() else torch.float64)
     if A.layout == torch.sparse_csr:
         values = A.values()
         if values.dtype != target:
@@ -300,13 +325,14 @@ def check_symmetric(op: Operator, original=None, seed: int = 0) -> None:
     if isinstance(op, ScipyMatrix):
         A = op.A
         scale = abs(A).max() if A.size else 0.0
-        asym = abs(A - A.T).max() if sp.issparse(A) else np.abs(A - A.T).max()
+        AH = A.conj().T if np.iscomplexobj(A.data if sp.issparse(A) else A) else A.T  # Hermitian when complex
+        asym = abs(A - AH).max() if sp.issparse(A) else np.abs(A - AH).max()
         if asym > SYMMETRY_RTOL * scale:
             raise NotSymmetricError(f"matrix is not symmetric: max|A - A^T| = {asym:.3e} (max|A| = {scale:.3e})")
         return
     if isinstance(op, TorchMatrix) and op.A.layout == torch.strided:
         scale = op.A.abs().max().item()
-        asym = (op.A - op.A.mT).abs().max().item()
+        asym = (op.A - op.A.mH).abs().max().item()
         if asym > SYMMETRY_RTOL * scale:
             raise NotSymmetricError(f"matrix is not symmetric: max|A - A^T| = {asym:.3e} (max|A| = {scale:.3e})")
         return
@@ -314,7 +340,7 @@ def check_symmetric(op: Operator, original=None, seed: int = 0) -> None:
     xy = torch.randn(op.n, 2, generator=gen, dtype=torch.float64).to(op.dtype)
     Axy = op._matmat(xy)
     x, y, Ax, Ay = xy[:, 0], xy[:, 1], Axy[:, 0], Axy[:, 1]
-    gap = abs(float(x @ Ay - y @ Ax))
+    gap = abs(complex(x.conj() @ Ay - (y.conj() @ Ax).conj()))  # xᴴAy − conj(yᴴAx): 0 for Hermitian A
     scale = float(Ax.norm() * y.norm() + Ay.norm() * x.norm())
     if gap > RANDOMISED_SYMMETRY_RTOL * scale:
         raise NotSymmetricError(f"operator is not symmetric: |x^T A y - y^T A x| = {gap:.3e} for random x, y "
@@ -323,15 +349,16 @@ def check_symmetric(op: Operator, original=None, seed: int = 0) -> None:
 
 def as_rhs(b, op: Operator) -> torch.Tensor:
     """Right-hand side as a float tensor of shape ``(n,)`` or ``(n, k)`` matching ``op``."""
+    complex_op = op.dtype.is_complex
     if isinstance(b, torch.Tensor):
         t = b
     else:
         arr = np.asarray(b)
-        if np.iscomplexobj(arr):
-            raise InputTypeError("complex right-hand sides are not supported")
-        t = torch.from_numpy(np.array(arr, dtype=np.float64))
-    if t.is_complex():
-        raise InputTypeError("complex right-hand sides are not supported")
+        if arr.dtype.kind not in "biufc":
+            raise InputTypeError(f"right-hand side of dtype {arr.dtype} is not numeric")
+        t = torch.from_numpy(np.array(arr, dtype=np.complex128 if np.iscomplexobj(arr) else np.float64))
+    if t.is_complex() and not complex_op:
+        raise InputTypeError("complex right-hand sides are not supported for a real operator")
     t = t.to(dtype=op.dtype, device=op.device)
     if t.ndim not in (1, 2) or t.shape[0] != op.n:
         raise InputValueError(f"right-hand side of shape {tuple(t.shape)} does not match operator of shape {op.shape}")
@@ -357,22 +384,3 @@ class SymmetricScaling(Operator):
 
     def diagonal(self):
         return self.d**2 * self.inner.diagonal()
-
-
-# -- the other direction: torch code behind a SciPy LinearOperator ------------------------------------
-
-def torch_block(X, n: int, dtype: torch.dtype, device: torch.device | str = "cpu") -> torch.Tensor:
-    """A NumPy vector or block as a torch ``(n, k)`` block (float64 on the NumPy side)."""
-    return torch.from_numpy(np.ascontiguousarray(X, dtype=np.float64).reshape(n, -1)).to(dtype=dtype, device=device)
-
-
-def as_linear_operator(apply: Callable[[torch.Tensor], torch.Tensor], n: int, dtype: torch.dtype,
-                       device: torch.device | str = "cpu") -> spla.LinearOperator:
-    """A symmetric float64 SciPy ``LinearOperator`` whose products run ``apply`` on torch ``(n, k)``
-    blocks (e.g. ``M`` for ``scipy.sparse.linalg.cg``)."""
-
-    def matmat(V):
-        V = np.asarray(V, dtype=np.float64)
-        return apply(torch_block(V, n, dtype, device)).cpu().numpy().reshape(V.shape)
-
-    return spla.LinearOperator((n, n), matvec=matmat, matmat=matmat, rmatvec=matmat, dtype=np.float64)

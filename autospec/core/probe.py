@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 import torch
 
-from autospec.errors import InputValueError
 from autospec.core.operators import Operator, as_operator
+from autospec.core.validate import float_dtype, integer
+from autospec.errors import InputValueError
 
 BREAKDOWN_RTOL = 1e-12  # β_j <= BREAKDOWN_RTOL·‖T‖ counts as an invariant subspace
 
@@ -67,6 +68,8 @@ def lanczos(A, steps: int = 50, seed: int = 0) -> Probe:
     spectral measure: ``q_1ᵀ g(A) q_1 ≈ Σ_j τ_j² g(θ_j)``.
     """
     op = as_operator(A)
+    float_dtype("the Lanczos probe", op.dtype)
+    steps = integer("steps", steps, None)
     if steps < 1:
         raise InputValueError(f"probe needs at least one Lanczos step, got steps={steps}")
     batch = _batch_shape(op)
@@ -107,6 +110,9 @@ def lanczos(A, steps: int = 50, seed: int = 0) -> Probe:
         if k > 1:
             off = torch.stack(betas[:-1], -1)
             T = T + torch.diag_embed(off, 1) + torch.diag_embed(off, -1)
+        if not bool(torch.isfinite(T).all()):
+            raise InputValueError("the Lanczos probe met non-finite values (NaN or Inf): the operator's products "
+                                  "overflow or are not finite")
         theta, S = torch.linalg.eigh(T)
         beta_m = betas[-1]
         residuals = beta_m[..., None] * S[..., -1, :].abs()

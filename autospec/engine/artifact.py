@@ -69,6 +69,9 @@ def write_artifact(state_dict: dict[str, torch.Tensor], meta: dict, out: str | P
 
 def resolve(name_or_path: str | Path) -> Path:
     """JSON path of an artifact given a shipped name, a path with or without suffix."""
+    if not str(name_or_path).strip():
+        raise ArtifactError(f"no engine artifact {str(name_or_path)!r}: give a shipped engine name "
+                            f"({', '.join(shipped_names()) or 'none shipped'}) or the path of an exported artifact")
     p = Path(name_or_path)
     candidates = [p, p.with_suffix(".json"), Path(str(p) + ".json")] if p.suffix != ".json" else [p]
     if p.suffix == ".safetensors":
@@ -81,6 +84,24 @@ def resolve(name_or_path: str | Path) -> Path:
         return shipped
     raise ArtifactError(f"no engine artifact {str(name_or_path)!r}: not a file (.json + .safetensors) and not a "
                         f"shipped engine (shipped: {', '.join(shipped_names()) or 'none'})")
+
+
+def _check_fields(meta: dict, meta_path: Path) -> None:
+    """The shapes of the fields every artifact has: JSON objects, a weights file name beside the
+    JSON, a hex digest and a positive integer probe size."""
+    wrong = [k for k in ("task", "engine", "probe") if not isinstance(meta[k], dict)]
+    wrong += [k for k in ("sha256", "weights") if not isinstance(meta[k], str) or not meta[k]]
+    if isinstance(meta["weights"], str) and Path(meta["weights"]).name != meta["weights"]:
+        wrong.append("weights")  # a bare file name beside the JSON, never a path elsewhere
+    steps = meta["probe"].get("steps") if isinstance(meta["probe"], dict) else None
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        wrong.append("probe.steps")
+    if not isinstance(meta["task"], dict) or not isinstance(meta["task"].get("name"), str):
+        wrong.append("task.name")
+    if wrong:
+        raise ArtifactError(f"malformed engine metadata {meta_path}: bad {', '.join(dict.fromkeys(wrong))} "
+                            "(task, engine, probe must be objects, probe.steps a positive integer, task.name a "
+                            "string, weights a file name beside the JSON, sha256 a hex digest)")
 
 
 def read_artifact(name_or_path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
@@ -99,6 +120,7 @@ def read_artifact(name_or_path: str | Path) -> tuple[dict[str, torch.Tensor], di
     missing = [k for k in ("task", "engine", "probe", "sha256", "weights") if k not in meta]
     if missing:
         raise ArtifactError(f"corrupt engine metadata {meta_path}: missing {missing}")
+    _check_fields(meta, meta_path)
     weights = meta_path.parent / meta["weights"]
     if not weights.is_file():
         raise ArtifactError(f"engine weights {weights} are missing (metadata {meta_path} refers to them)")

@@ -157,7 +157,7 @@ def _planned(n: int | None, probes: Sequence[int], oracle_max_n: int, degree: in
 def _history(info: SolveInfo, per_iteration: int) -> tuple[np.ndarray, np.ndarray]:
     """Residual history against matvecs: ``setup + k·(d+1)`` after k outer iterations."""
     k = np.arange(len(info.residual_history))
-    setup = info.matvecs - info.outer_iters * per_iteration
+    setup = info.matvecs - info.outer_iters * per_iteration - info.residual_checks
     return setup + k * per_iteration, np.asarray(info.residual_history)
 
 
@@ -216,9 +216,11 @@ def _evaluate_case(name: str, problem: _Problem, scaling: str, plan, engine, eng
                 info, poly = _run_oracle(problem, cfg)
                 row.bounds = f"exact-k{poly.k}"
             else:
-                _, info = solve(problem.A, problem.b, method=method, engine=engine, degree=degree,
-                                probe_steps=probe_steps, rtol=cfg["rtol"], maxiter=cfg["maxiter"], seed=cfg["seed"],
-                                scaling=scaling, bounds=bounds if method == "chebyshev" else "ritz")
+                polynomial = {"chebyshev": {"degree": degree, "probe_steps": probe_steps},
+                              "autospec": {"engine": engine, "probe_steps": probe_steps}}.get(method, {})
+                _, info = solve(problem.A, problem.b, method=method, rtol=cfg["rtol"], maxiter=cfg["maxiter"],
+                                seed=cfg["seed"], scaling=scaling, bounds=bounds if method == "chebyshev" else "ritz",
+                                **polynomial)
                 poly = None
                 if method == "chebyshev":
                     poly = _chebyshev_polynomial(info.bounds, degree)

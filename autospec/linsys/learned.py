@@ -17,7 +17,13 @@ import torch
 from autospec.core.operators import Diagonal, Operator, as_operator
 from autospec.core.probe import Probe, lanczos
 from autospec.core.recurrences import evaluate
-from autospec.linsys.preconditioners import PolynomialPreconditioner, chebyshev_preconditioner, polynomial_is_safe
+from autospec.core.validate import integer
+from autospec.linsys.preconditioners import (
+    PolynomialPreconditioner,
+    check_positive_probe,
+    chebyshev_preconditioner,
+    polynomial_is_safe,
+)
 
 FALLBACK = "learned polynomial not positive on [0, 1.05*upper] or non-finite; used Chebyshev (ritz)"
 
@@ -43,12 +49,17 @@ def preconditioner_from_probe(engine, op: Operator, probe: Probe) -> tuple[Polyn
     return PolynomialPreconditioner(op, poly, float(scale)), None
 
 
-def preconditioner(engine, A, probe_steps: int = 50, seed: int = 0):
+def preconditioner(engine, A, probe_steps: int | None = None, seed: int = 0):
     """``M ≈ A⁻¹``: a SciPy ``LinearOperator`` for SciPy/NumPy input (use as ``M`` in
-    ``scipy.sparse.linalg.cg``), else a callable on torch tensors. ``M.fallback`` says whether
-    the safeguard replaced the learned polynomial by Chebyshev."""
-    op = as_operator(A, symmetric=True, seed=seed)
-    M, fallback = preconditioner_from_probe(engine, op, lanczos(op, steps=probe_steps, seed=seed))
+    ``scipy.sparse.linalg.cg``), else a callable on torch tensors. ``probe_steps=None``: the
+    engine's own. ``M.fallback`` says whether the safeguard replaced the learned polynomial by
+    Chebyshev. A that is not SPD fails as in :func:`autospec.solve` (``NotSymmetricError``,
+    ``NotPositiveDefiniteError``)."""
+    probe_steps = engine.probe_steps if probe_steps is None else integer("probe_steps", probe_steps, 1)
+    op = as_operator(A, symmetric=True, seed=integer("seed", seed, None))
+    probe = lanczos(op, steps=probe_steps, seed=seed)
+    check_positive_probe(probe)
+    M, fallback = preconditioner_from_probe(engine, op, probe)
     if isinstance(A, (np.ndarray, spla.LinearOperator)) or sp.issparse(A):
         out = M.as_linear_operator()
     else:

@@ -16,6 +16,7 @@ from autospec.core.intervals import chebyshev_bounds
 from autospec.core.operators import Operator, as_linear_operator
 from autospec.core.probe import Probe
 from autospec.core.recurrences import ChebyshevBasis, ThreeTerm, chebyshev_three_term, evaluate
+from autospec.errors import NotPositiveDefiniteError
 
 SAFEGUARD_GRID = 2001  # points of the positivity check on [0, 1.05 s] (uniform + geometric)
 SAFEGUARD_MARGIN = 1.05
@@ -49,6 +50,16 @@ class PolynomialPreconditioner:
     def as_linear_operator(self) -> spla.LinearOperator:
         """A SciPy ``LinearOperator`` (usable as ``M`` in ``scipy.sparse.linalg.cg``)."""
         return as_linear_operator(self, self.op.n, self.op.dtype)
+
+
+def check_positive_probe(probe: Probe) -> None:
+    """Raise ``NotPositiveDefiniteError`` when the probe found a Ritz value ``<= 0``: Ritz values lie in
+    the numerical range of A, so A is not positive definite (every polynomial preconditioner needs it)."""
+    if float(probe.theta_min) <= 0:
+        raise NotPositiveDefiniteError(
+            f"the Lanczos probe found a Ritz value {float(probe.theta_min):.3e} <= 0; Ritz values lie in the "
+            "numerical range of A, so A is not positive definite"
+        )
 
 
 def chebyshev_preconditioner(op: Operator, probe: Probe, degree: int, bounds: str = "ritz", eigenvalues=None) -> PolynomialPreconditioner:

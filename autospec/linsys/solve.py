@@ -1,8 +1,9 @@
 """``autospec.solve``: the front door for SPD linear systems.
 
-``method="cg"`` is plain CG; ``"chebyshev"`` and ``"autospec"`` precondition CG with a degree-d
-polynomial built from one Lanczos probe of the (optionally Jacobi-scaled) operator. Jacobi scaling
-solves ``(DAD) y = D b`` with ``D = diag(A)^{-1/2}`` and returns ``x = D y``.
+``method="cg"`` is plain CG (optionally with the caller's ``M``); ``"chebyshev"`` and ``"autospec"``
+precondition CG with a degree-d polynomial built from one Lanczos probe of the (optionally
+Jacobi-scaled) operator. Jacobi scaling solves ``(DAD) y = D b`` with ``D = diag(A)^{-1/2}`` and
+returns ``x = D y``. Every argument is checked before the first product with A.
 """
 
 from __future__ import annotations
@@ -12,18 +13,21 @@ import time
 import torch
 
 from autospec.core.intervals import BOUND_STRATEGIES
-from autospec.core.operators import Operator, SymmetricScaling, as_operator, as_rhs
+from autospec.core.operators import Operator, SymmetricScaling, as_operator, as_rhs, to_caller, torch_native
 from autospec.core.probe import lanczos
-from autospec.errors import InputValueError, NotPositiveDefiniteError
+from autospec.core.validate import choice, integer, tolerances
+from autospec.errors import InputTypeError, InputValueError, NotPositiveDefiniteError
 from autospec.learned import DEFAULT_ENGINES, load_for
-from autospec.linsys.cg import pcg
+from autospec.linsys.cg import SolveInfo, pcg
 from autospec.linsys.learned import preconditioner_from_probe
-from autospec.linsys.preconditioners import chebyshev_preconditioner
+from autospec.linsys.preconditioners import chebyshev_preconditioner, check_positive_probe
 from autospec.linsys.sketched import nystrom_setup, with_shift
 
 METHODS = ("cg", "chebyshev", "autospec", "nystrom")
 SCALINGS = ("none", "jacobi")
 DEFAULT_ENGINE = DEFAULT_ENGINES["linsys"]
+CHEBYSHEV_DEGREE = 10  # method="chebyshev" with degree=None
+PROBE_STEPS = 50  # method="chebyshev" with probe_steps=None (autospec: the engine's own)
 
 
 def jacobi_scaling(op: Operator) -> SymmetricScaling:
@@ -41,9 +45,9 @@ def solve(
     b,
     method: str = "autospec",
     *,
-    engine=DEFAULT_ENGINE,
-    degree: int = 10,
-    probe_steps: int = 50,
+    engine=None,
+    degree: int | None = None,
+    probe_steps: int | None = None,
     rtol: float = 1e-8,
     atol: float = 0.0,
     maxiter: int | None = None,
@@ -55,7 +59,8 @@ def solve(
     mu: float = 0.0,
     rank: int | None = None,
     polynomial: str | None = None,
-):
+    M=None,
+) -> tuple[object, SolveInfo]:
     """Solve SPD ``(A + μI) x = b`` (``mu`` >= 0, default 0); returns ``(x, info)`` (see
     :class:`autospec.linsys.SolveInfo`). ``method="nystrom"``: randomized Nyström PCG with ``rank``
     (None: the adaptive rule) and ``polynomial`` (None, ``"chebyshev"``, ``"autospec"``: a polynomial
@@ -63,27 +68,57 @@ def solve(
     and ``info.matvecs`` the sketch's products too.
 
 
-    ``info.matvecs`` includes the probe; ``info.fallback`` says why a learned polynomial was
-    replaced by Chebyshev (``None`` when it was not).
+    ``x`` (and what ``callback(xk)`` receives) is a NumPy array for NumPy/SciPy input, a torch
+    tensor for torch input. ``degree``/``probe_steps``: ``None`` takes the learned engine's own
+    (``method="autospec"``; a degree that disagrees with the engine raises) or 10 and 50
+    (``"chebyshev"``); ``method="cg"`` takes neither, nor ``engine``. ``M`` (a preconditioner as in
+    :func:`autospec.pcg`) is only for ``method="cg"``. ``info.matvecs`` includes the probe and the
+    true-residual check; ``info.converged`` means the true residual meets ``max(rtol‖b‖, atol)``;
+    ``info.fallback`` says why a learned polynomial was replaced by Chebyshev (``None`` when it was
+    not). The default ``rtol=1e-8`` (SciPy's ``cg``: 1e-5; :func:`autospec.pcg` keeps SciPy's) is
+    the accuracy the paper's tables and this library's evaluations compare methods at.
     """
-    if method not in METHODS:
-        raise InputValueError(f"unknown method {method!r}; choose one of {METHODS}")
-    if scaling not in SCALINGS:
-        raise InputValueError(f"unknown scaling {scaling!r}; choose one of {SCALINGS}")
-    if bounds not in BOUND_STRATEGIES:
-        raise InputValueError(f"unknown bounds {bounds!r}; choose one of {BOUND_STRATEGIES}")
-    if method != "cg" and degree < 0:
-        raise InputValueError(f"degree must be >= 0, got {degree}")
+    choice("method", method, METHODS)
+    choice("scaling", scaling, SCALINGS)
+    choice("bounds", bounds, BOUND_STRATEGIES)
+    tolerances(rtol, atol)
+    integer("maxiter", maxiter, 0, none=True)
+    seed = integer("seed", seed, None)
+    degree = integer("degree", degree, 0, none=True)
+    probe_steps = integer("probe_steps", probe_steps, 1, none=True)
+    if callback is not None and not callable(callback):
+        raise InputTypeError(f"callback must be callable, got {type(callback).__name__}")
+    for name, value, used_by in (("engine", engine, ("autospec", "nystrom")),
+                                 ("degree", degree, ("chebyshev", "autospec", "nystrom")),
+                                 ("probe_steps", probe_steps, ("chebyshev", "autospec", "nystrom")),
+                                 ("M", M, ("cg",))):
+        if value is not None and method not in used_by:
+            raise InputValueError(f"{name}= is only used by method={' or '.join(map(repr, used_by))}, "
+                                  f"not by method={method!r}")
+    learned = None
+    if method == "autospec":
+        learned = load_for(DEFAULT_ENGINE if engine is None else engine, "linsys", "method='autospec' of solve")
+        if degree is not None and degree != learned.degree:
+            raise InputValueError(f"degree={degree} disagrees with engine {learned.name!r}, which emits degree-"
+                                  f"{learned.degree} polynomials; leave degree=None (or pass {learned.degree})")
+        probe_steps = learned.probe_steps if probe_steps is None else probe_steps
+    elif method == "chebyshev":
+        degree = CHEBYSHEV_DEGREE if degree is None else degree
+        probe_steps = PROBE_STEPS if probe_steps is None else probe_steps
+
     start = time.perf_counter()
+    numpy_out = not torch_native(A, b)
     original = with_shift(as_operator(A, symmetric=True, seed=seed), method, mu, rank, polynomial)
     rhs = as_rhs(b, original)
     op = jacobi_scaling(original) if scaling == "jacobi" else original
     d = op.d if scaling == "jacobi" else None
-    rhs_s = rhs if d is None else (d if rhs.ndim == 1 else d.unsqueeze(-1)) * rhs
-    x0_s = None if x0 is None else as_rhs(x0, original) / (d if d is not None else 1)
+    rhs_s = rhs if d is None else _scale_by(d, rhs)
+    x0_s = x0 if x0 is None or isinstance(x0, str) else as_rhs(x0, original) / (d if d is not None else 1)
+    if isinstance(x0, str) and method != "cg":
+        raise InputValueError(f"x0={x0!r} is only understood by method='cg' (with M); give an array or None")
 
     matvecs0 = op.matvecs
-    M, fallback, interval, steps = None, None, None, 0
+    fallback, interval, steps = None, None, 0
     sketched = None
     if method == "nystrom":
         sketched = nystrom_setup(op, scaling, rank=rank, seed=seed, polynomial=polynomial, engine=engine,
@@ -92,30 +127,28 @@ def solve(
     elif method != "cg":
         probe = lanczos(op, steps=probe_steps, seed=seed)
         steps = probe.steps
-        if float(probe.theta_min) <= 0:
-            raise NotPositiveDefiniteError(
-                f"the Lanczos probe found a Ritz value {float(probe.theta_min):.3e} <= 0; Ritz values lie in the "
-                "numerical range of A, so A is not positive definite"
-            )
+        check_positive_probe(probe)
         if method == "chebyshev":
             M = chebyshev_preconditioner(op, probe, degree, bounds)
         else:
-            M, fallback = preconditioner_from_probe(load_for(engine, "linsys", "method='autospec' of solve"), op, probe)
+            M, fallback = preconditioner_from_probe(learned, op, probe)
         interval = M.interval
     # with scaling, stop on (and report) the residual of the original system: b − Ax = D⁻¹(Db − DAD y)
     weights = None if d is None else 1 / d
-    on_iterate = callback if callback is None or d is None else (lambda y: callback(_unscale(d, y)))
+    on_iterate = None if callback is None else (lambda y: callback(to_caller(y if d is None else _scale_by(d, y),
+                                                                             numpy_out)))
     y, info = pcg(op, rhs_s, x0_s, rtol=rtol, atol=atol, maxiter=maxiter, M=M, callback=on_iterate,
                   residual_weights=weights)
-    x = y if d is None else _unscale(d, y)
+    x = y if d is None else _scale_by(d, y)
     info.matvecs = op.matvecs - matvecs0 + (sketched.extra_matvecs if sketched else 0)
     info.rank = sketched.rank if sketched else 0
-    info.method, info.degree, info.probe_steps = method, (M.degree if M is not None else 0), steps
-    info.fallback, info.bounds = fallback, interval
+    info.method = method
+    info.degree = getattr(M, "degree", 0) if method != "cg" else 0
+    info.probe_steps, info.fallback, info.bounds = steps, fallback, interval
     info.seconds = time.perf_counter() - start
-    return x, info
+    return to_caller(x, numpy_out), info
 
 
-def _unscale(d: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """``x = D y`` for a vector ``(n,)`` or block ``(n, k)``."""
+def _scale_by(d: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``D y`` for a vector ``(n,)`` or block ``(n, k)`` (``x = D y``, ``D b``)."""
     return (d if y.ndim == 1 else d.unsqueeze(-1)) * y
