@@ -47,9 +47,13 @@ def _solve(A, k, which, tol, max_matvecs, probe_steps, seed, block, method: str,
     info.matvecs = prob.matvecs
     info.residuals = res.tolist()
     info.max_residual = float(res.max())
-    info.converged = info.max_residual <= prob.tol
+    over = info.matvecs > prob.budget  # the probe and the first outer iteration always run
+    info.converged = info.max_residual <= prob.tol and not over
     info.history = info.history or [(info.matvecs, info.max_residual)]
-    if info.converged:
+    if over:
+        info.message = (f"not converged: {info.matvecs} products exceed the matvec budget max_matvecs = {prob.budget} "
+                        f"(the probe and the first outer iteration always run; max residual {info.max_residual:.2e})")
+    elif info.converged:
         info.message = f"converged: max residual {info.max_residual:.2e} <= tol {prob.tol:.1e}" + (
             f" ({info.message})" if info.message else "")
     elif not info.message:
@@ -103,9 +107,10 @@ def filtered_subspace_iteration(
     step would cost n products or more (``(degree + 1)·columns >= n``, the first step included) and
     ``n <= 4096`` fits the budget, the answer is the exact Rayleigh–Ritz on the whole space
     (``info.whole_space``); ``False`` keeps the filter to the end, as filter comparisons need.
-    Stops when ``max_residual <= tol``, at ``max_matvecs`` (default ``200·n``; the first outer
-    iteration always runs) or on stagnation (no new best max residual, by 0.1 %, in 50 outer
-    iterations); returns the best pairs seen, ascending.
+    Stops when ``max_residual <= tol``, at ``max_matvecs`` (default ``200·n``; the probe and the
+    first outer iteration always run, and a run that spent more than ``max_matvecs`` is reported
+    not converged, whatever its residual) or on stagnation (no new best max residual, by 0.1 %, in
+    50 outer iterations); returns the best pairs seen, ascending.
     """
     run = _filter_run(filter, reprobe, max_degree, whole_space)
     return _solve(A, k, which, tol, max_matvecs, probe_steps, seed, block, "filter", run)

@@ -43,6 +43,7 @@ from autospec.core.intervals import filter_start, unwanted_lower
 from autospec.core.operators import Operator, as_operator
 from autospec.core.probe import Probe, lanczos
 from autospec.core.results import Result
+from autospec.core.validate import integer
 from autospec.eigen.filters import Filter, FilterContext, default_block, filter_degree
 from autospec.errors import InputValueError
 
@@ -131,8 +132,8 @@ def _setup(A, k, which: str, tol: float, max_matvecs: int | None, probe_steps: i
         raise InputValueError(f"k must be an integer with 0 < k < n = {op.n}, got k={k!r}")
     if block is not None and (isinstance(block, bool) or not isinstance(block, (int, np.integer)) or block <= k):
         raise InputValueError(f"block must be an integer > k = {k}, got {block!r}")
-    if max_matvecs is not None and max_matvecs < 1:
-        raise InputValueError(f"max_matvecs must be positive, got {max_matvecs}")
+    max_matvecs = integer("max_matvecs", max_matvecs, 1, none=True)
+    probe_steps, seed = integer("probe_steps", probe_steps, 1), integer("seed", seed, None)
     if which == "LA":
         op = _Negated(op)
     start = op.matvecs

@@ -15,13 +15,18 @@ float16, 3e-2 for bfloat16; it is then symmetrised) and positive definite (float
 * ``polar``: ``‖QᵀQ − I‖_F/√n`` on the smaller Gram (``Q Qᵀ`` for wide Q, n = min(m, n)) — an
   orthogonality error, blind to a singular direction sent to −1 (``benchmarks/bench_matfun_engine.py``
   also measures ``‖Q − U Vᵀ‖``);
-* ``apply``: ``‖y − f(A) z‖_F/‖f(A) z‖_F`` with the exact ``eigh`` action (n ≤ 4000, else NaN).
+* ``apply``: ``‖y − f(A) z‖_F/‖f(A) z‖_F`` with the exact ``eigh`` action (n ≤ 4000); above, the
+  probe's Gauss-quadrature estimate of that error for a random z (``info.error_estimated``).
 
-``tol`` stops an iterative method on its own residual (``‖I − Z Y‖_F/√n`` for coupled iterations,
-``‖I − M‖_F/√n`` for inverse Newton, ``‖I − X Xᵀ‖_F/√min(m, n)`` for polar iterations; see
-:mod:`autospec.kernels`), ``max_iters`` caps the steps (default 100, 5 for ``muon``, whose
-fixed coefficients never converge); ``tol=None`` runs exactly ``max_iters`` steps. ``matmuls``
-counts full-size GEMMs (``eigh``: 0). Methods are looked up in :data:`METHODS`; :func:`register`
+For the dense functions ``tol`` stops an iterative method on **its own residual**
+(``info.residual``: ``‖I − Z Y‖_F/√n`` for coupled iterations, ``‖I − M‖_F/√n`` for inverse Newton,
+``‖I − X Xᵀ‖_F/√min(m, n)`` for polar iterations; see :mod:`autospec.kernels`) and ``converged``
+says that residual met it — ``rel_error`` above is a second, method-independent measure, close to
+it but not the one checked. ``max_iters`` caps the steps (default 100, 5 for ``muon``, whose fixed
+coefficients never converge); ``tol=None`` runs exactly ``max_iters`` steps. For ``apply`` (one
+fixed polynomial, no iteration) ``converged`` means ``rel_error <= tol`` (default 1e-6, as the
+dense functions; ``tol=None``: only that the result is finite). ``matmuls`` counts full-size GEMMs
+(``eigh``: 0; ``apply`` is matrix-free: 0, its products with A are ``matvecs``, probe included). Methods are looked up in :data:`METHODS`; :func:`register`
 adds one (e.g. the learned engine under ``"autospec"``).
 """
 
@@ -38,9 +43,11 @@ import scipy.sparse as sp
 import torch
 
 from autospec.core.intervals import probe_interval, spectral_interval
-from autospec.core.operators import as_operator, as_rhs
+from autospec.core.operators import as_operator, as_rhs, to_caller, torch_native
 from autospec.core.probe import lanczos
+from autospec.core.recurrences import evaluate
 from autospec.core.results import ResidualHistory, Result
+from autospec.core.validate import integer, real
 from autospec.errors import (
     InputTypeError,
     InputValueError,
@@ -57,6 +64,7 @@ __all__ = ["APPLY_METHODS", "METHODS", "SCALAR_FUNCTIONS", "MatfunInfo", "apply"
 
 SYMMETRY_RTOL = {torch.float64: 1e-10, torch.float32: 1e-5, torch.float16: 4e-3, torch.bfloat16: 3e-2}
 EXACT_APPLY_MAX_N = 4000
+MAX_APPLY_DEGREE = 4000  # as the eigen filters' max_degree; the interpolant's (d+1)² table is 128 MiB there
 
 
 @dataclass(kw_only=True)
@@ -68,6 +76,8 @@ class MatfunInfo(ResidualHistory, Result):
     iters: int = 0
     matmuls: int = 0
     rel_error: float = math.nan
+    residual: float = math.nan  # the method's own final residual, the one ``tol`` is checked on (dense)
+    error_estimated: bool = False  # apply, n > 4000: rel_error is the probe's quadrature estimate
     diverged: bool = False
     sketch_matmuls: int = 0  # thin n×p products (PRISM's sketch)
     interval: tuple[float, float] | None = None  # apply: the polynomial's interval [a, b]
@@ -212,6 +222,7 @@ def _dense(function: str, A, method: str, tol: float | None, max_iters: int | No
         diverged=kinfo.diverged,
         sketch_matmuls=kinfo.sketch_matmuls,
         history=kinfo.residual_history,
+        residual=float(kinfo.residual_history[-1]) if kinfo.residual_history else math.nan,
         seconds=seconds,
     )
     return _output(X, numpy_like), info
@@ -240,16 +251,18 @@ def polar(M, method: str = "polar_express", tol: float | None = 1e-6, max_iters:
 
 
 def apply(A, z, f: str = "inv_sqrt", degree: int = 20, method: str = "chebyshev", probe_steps: int = 50,
-          seed: int = 0, engine=None):
+          seed: int = 0, engine=None, tol: float | None = 1e-6):
     """``y = p(A) z ≈ f(A) z`` for symmetric positive definite A, matrix-free (any input of
     :func:`autospec.core.operators.as_operator`, one matrix), f in ``inv_sqrt``, ``sqrt``, ``inv``.
 
     One Lanczos probe (``probe_steps``, seeded) gives the interval of :func:`spectral_interval`;
     ``method="chebyshev"`` applies the degree-d Chebyshev interpolant of f on it with the
-    three-term recurrence (d products per column of z). ``info.matvecs`` counts every product
-    with A, probe included; ``info.converged`` means the result is finite; ``rel_error`` is
-    against the exact ``eigh`` action (n ≤ 4000, else NaN). Returns a NumPy array when z is not a
-    torch tensor.
+    three-term recurrence (d products per column of z; ``degree <= 4000``). ``info.matvecs``
+    counts every product with A, probe included (``matmuls`` is 0: no dense GEMM). ``rel_error``
+    is against the exact ``eigh`` action for n ≤ 4000, else the probe's Gauss-quadrature estimate
+    for a random z (``info.error_estimated``); ``info.converged`` means ``rel_error <= tol``
+    (``tol=None``: only that y is finite). y is a NumPy array for NumPy/SciPy input (A and z), a
+    torch tensor for torch input.
     """
     if f not in SCALAR_FUNCTIONS:
         raise InputValueError(f"unknown function f={f!r}; choose one of {sorted(SCALAR_FUNCTIONS)}")
@@ -257,8 +270,13 @@ def apply(A, z, f: str = "inv_sqrt", degree: int = 20, method: str = "chebyshev"
         raise InputValueError(f"unknown method {method!r} for apply; choose one of {sorted(APPLY_METHODS)}")
     if engine is not None and method != "autospec":
         raise InputValueError(f"engine= is only used by method='autospec', not by {method!r}")
-    if degree < 0:
-        raise InputValueError(f"degree must be >= 0, got {degree}")
+    degree = integer("degree", degree, 0)
+    if degree > MAX_APPLY_DEGREE:
+        raise InputValueError(f"degree must be <= {MAX_APPLY_DEGREE}, got {degree} (each degree costs a product "
+                              "per column of z; the interpolant's coefficients take (degree+1)^2 memory)")
+    probe_steps, seed = integer("probe_steps", probe_steps, 1), integer("seed", seed, None)
+    tol = None if tol is None else real("tol", tol)
+    numpy_out = not torch_native(A, z)
     op = as_operator(A, symmetric=True, seed=seed)
     rhs = as_rhs(z, op)
     block = rhs.unsqueeze(-1) if rhs.ndim == 1 else rhs
@@ -267,25 +285,37 @@ def apply(A, z, f: str = "inv_sqrt", degree: int = 20, method: str = "chebyshev"
     poly, interval = APPLY_METHODS[method](op, probe, f, degree, engine)
     y = poly.apply(op.matmat, block)
     seconds = time.perf_counter() - clock
+    matvecs = op.matvecs - start
+    estimated = op.n > EXACT_APPLY_MAX_N
+    error = _estimated_error(poly, probe, f, op.dtype) if estimated else _apply_error(op, f, block, y)
+    finite = bool(torch.isfinite(y).all())
     info = MatfunInfo(
         function=f,
         method=method,
         iters=degree,
         matmuls=0,
-        rel_error=_apply_error(op, f, block, y),
-        converged=bool(torch.isfinite(y).all()),
-        matvecs=op.matvecs - start,
+        rel_error=error,
+        error_estimated=estimated,
+        converged=finite and (tol is None or error <= tol),
+        matvecs=matvecs,
         seconds=seconds,
         interval=interval,
     )
     y = y.squeeze(-1) if rhs.ndim == 1 else y
-    return (y if isinstance(z, torch.Tensor) else y.detach().cpu().numpy()), info
+    return to_caller(y, numpy_out), info
 
 
 def _apply_error(op, f: str, z: torch.Tensor, y: torch.Tensor) -> float:
-    if op.n > EXACT_APPLY_MAX_N:
-        return math.nan
     dense = op.to_dense().to(torch.float64)
     exact = reference.spectral_function((dense + dense.mT) / 2, SCALAR_FUNCTIONS[f], positive=f != "sqrt")
     target = exact @ z.to(torch.float64)
     return float(_frob(y.to(torch.float64) - target) / _frob(target))
+
+
+def _estimated_error(poly, probe, f: str, dtype: torch.dtype) -> float:
+    """``(Σ τ_j² (p − f)²(θ_j) / Σ τ_j² f²(θ_j))^{1/2}``: Gauss quadrature (the probe's Ritz values θ_j
+    and weights τ_j²) of the expected squared error ``E‖(p(A) − f(A)) z‖² / E‖f(A) z‖²`` for a random z."""
+    theta, w = probe.ritz.to(torch.float64), probe.weights.to(torch.float64)
+    p = evaluate(poly, theta.to(dtype)).to(torch.float64)
+    fx = SCALAR_FUNCTIONS[f](theta)
+    return float(((w * (p - fx) ** 2).sum() / (w * fx**2).sum()).sqrt())
