@@ -23,6 +23,8 @@ import scipy.sparse as sp
 from autospec.errors import AutospecError, InputValueError
 
 MATRIX_SUFFIXES = (".mtx", ".mtx.gz", ".tar.gz")
+GZIP_MAX_RATIO = 1100  # deflate cannot expand a stream by more than ~1032x
+BYTES_PER_ENTRY = 40  # COO while parsing (row, col int64 + value) and the CSR built from it
 
 # What a corrupt or truncated file can raise inside mmread / gzip / tarfile.
 _READ_ERRORS = (ValueError, OSError, EOFError, RuntimeError, IndexError, tarfile.TarError, zlib.error)
@@ -113,11 +115,46 @@ def list_matrices(directory: str | os.PathLike) -> list[Path]:
 
 
 def _read_mm(path: Path) -> tuple[str, str, sp.csr_matrix]:
-    _, _, _, _, field, symmetry = scipy.io.mminfo(path)
+    rows, cols, entries, layout, field, symmetry = scipy.io.mminfo(path)
+    _check_claimed_size(path, rows, cols, entries, layout, symmetry)
     matrix = sp.csr_matrix(scipy.io.mmread(path))
     matrix.sum_duplicates()
     dtype = np.complex128 if field == "complex" else np.float64
     return field, symmetry, matrix.astype(dtype, copy=False)
+
+
+def _check_claimed_size(path: Path, rows: int, cols: int, entries: int, layout: str, symmetry: str) -> None:
+    """Refuse a header whose claims the file cannot hold or memory cannot take, before anything is
+    allocated: every stored entry takes at least 2 bytes of text (4 in coordinate format), so a file
+    of s bytes (decompressed: at most ``GZIP_MAX_RATIO``·s for ``.gz``) holds at most s/2 (s/4)
+    entries; reading needs about ``BYTES_PER_ENTRY`` per entry (twice that for symmetric storage,
+    which is expanded) plus 8 bytes per row."""
+    text = path.stat().st_size * (GZIP_MAX_RATIO if path.name.lower().endswith(".gz") else 1)
+    stored = rows * cols if layout == "array" else entries
+    per_entry = 2 if layout == "array" else 4
+    if min(rows, cols, entries) < 0 or stored * per_entry > text:
+        raise InputValueError(f"{path}: the Matrix Market header claims a {rows} x {cols} matrix with {stored} stored "
+                              f"entries, more than a file of {path.stat().st_size} bytes can hold (truncated or corrupt)")
+    needed = stored * BYTES_PER_ENTRY * (2 if symmetry != "general" else 1) + 8 * (rows + 1)
+    available = available_memory()
+    if available is not None and needed > available:
+        raise InputValueError(f"{path}: reading the {rows} x {cols} matrix with {stored} stored entries needs about "
+                              f"{needed / 2**30:.1f} GiB, more than the {available / 2**30:.1f} GiB of memory available")
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available now (Linux ``MemAvailable``; else the physical memory; None if unknown)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 def _extract_main_member(archive: Path, name: str, directory: Path) -> Path:
