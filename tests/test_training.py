@@ -193,3 +193,46 @@ def test_shift_search_targets_the_fastest_candidate():
     assert iters[best] == min(iters) and iters[best] < iters[0]  # leaving the outliers to CG pays
     with pytest.raises(errors.InputValueError, match="start with 0"):
         LinsysTask(shift_candidates=(1, 2))
+
+
+def test_sigkill_and_resume_from_the_latest_step(tmp_path):
+    """A real training process killed with SIGKILL resumes from its latest step: ``last.ckpt`` is
+    refreshed every N steps whatever validation says (issue 18, point 2)."""
+    import os
+    import signal
+    import time
+
+    run = tmp_path / "run"
+    last = run / "checkpoints" / "last.ckpt"
+    proc = subprocess.Popen(
+        [sys.executable, "train.py", "experiment=smoke", "trainer.max_steps=100000", "trainer.val_check_interval=40",
+         "callbacks.last_checkpoint.every_n_train_steps=5", "logger=none", f"hydra.run.dir={run}"],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    step, deadline = -1, time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if last.is_file():
+                step = torch.load(last, map_location="cpu", weights_only=True)["global_step"]
+                if step >= 60:  # past the first validations: Lightning's save_last would lag here
+                    break
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.stderr.read()[-2000:]
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL and step >= 60
+    killed_at = torch.load(last, map_location="cpu", weights_only=True)["global_step"]
+    assert killed_at >= step and killed_at % 5 == 0  # the last periodic save before the kill
+
+    cfg = _cfg(tmp_path / "resumed", [f"ckpt_path={last}", f"trainer.max_steps={killed_at + 6}",
+                                      "trainer.val_check_interval=40", "callbacks.last_checkpoint.every_n_train_steps=5"])
+    train(cfg)
+    resumed = torch.load(tmp_path / "resumed" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert resumed["global_step"] == killed_at + 6
+    import csv
+    rows = [r for f in (tmp_path / "resumed").rglob("metrics.csv") for r in csv.DictReader(f.open())]
+    trained = sorted({int(r["step"]) for r in rows if r.get("train/loss")})
+    assert trained and trained[0] >= killed_at and len(trained) == 6  # six more steps, not a restart from 0

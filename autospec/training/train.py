@@ -44,7 +44,8 @@ def train(cfg: DictConfig) -> dict:
     callbacks = [c for c in _instantiate_group(cfg.get("callbacks"))
                  if loggers or not isinstance(c, L.pytorch.callbacks.LearningRateMonitor)]  # it needs a logger
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
-    trainer.fit(system, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    # resume with weights_only=True: a checkpoint is never unpickled beyond tensors and plain values
+    trainer.fit(system, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
 
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     step = int(trainer.global_step)
