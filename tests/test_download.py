@@ -60,6 +60,18 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
         elif kind == "missing":
             self.send_error(404, "Not Found")
+        elif kind == "drip":  # a slow-drip server: a few bytes at a time, never idle long enough to time out
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-gzip")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            for i in range(0, len(payload), 64):
+                try:
+                    self.wfile.write(payload[i:i + 64])
+                    self.wfile.flush()
+                except OSError:
+                    return
+                time.sleep(0.02)
         else:
             self.send_response(200)
             self.send_header("Content-Type", "text/html" if kind == "html" else "application/x-gzip")
@@ -250,3 +262,41 @@ def test_default_cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
     assert default_cache_dir() == tmp_path
     monkeypatch.delenv("AUTOSPEC_DATA_DIR")
     assert default_cache_dir() == REPO / "data" / "cache"  # the tests run from a checkout
+
+
+def test_orphaned_part_file_of_a_killed_download_is_removed(site: LocalSite, tmp_path: Path) -> None:
+    import fcntl
+
+    (tmp_path / "HB").mkdir()
+    orphan = tmp_path / "HB" / ".bcsstk01.tar.gz.k1ll3d.part"  # what a SIGKILLed download leaves
+    orphan.write_bytes(b"\x1f\x8bhalf")
+    live = tmp_path / "HB" / ".bcsstk01.tar.gz.l1v3.part"  # another process still writing: locked
+    live.write_bytes(b"\x1f\x8b")
+    with open(live, "rb+") as writer:
+        fcntl.flock(writer.fileno(), fcntl.LOCK_EX)
+        download("HB/bcsstk01", tmp_path, url_template=site.template, progress=False)
+        assert not orphan.exists() and live.exists()
+    assert _files(tmp_path) == ["HB/.bcsstk01.tar.gz.l1v3.part", "HB/bcsstk01.tar.gz", "manifest.json"]
+
+
+def test_slow_drip_download_hits_the_total_time_limit(site: LocalSite, tmp_path: Path) -> None:
+    site.routes[SERVED] = ("drip", site.body)  # ~64 bytes every 20 ms: each read is quick, the whole is not
+    start = time.monotonic()
+    with pytest.raises(DownloadError, match="longer than max_seconds = 0.5 s.*too slow"):
+        download("HB/bcsstk01", tmp_path, url_template=site.template, progress=False, timeout=5, max_seconds=0.5)
+    assert time.monotonic() - start < 3 and _files(tmp_path) == []
+
+
+def test_html_answer_says_it_was_a_web_page(site: LocalSite, tmp_path: Path) -> None:
+    site.routes[SERVED] = ("html", b"<html>please log in</html>")
+    with pytest.raises(DownloadError, match="web page") as info:
+        download("HB/bcsstk01", tmp_path, url_template=site.template, progress=False)
+    assert "interrupted" not in str(info.value) and "<html>please log in" in str(info.value)
+
+
+def test_pinned_checksum_is_checked_on_download(site: LocalSite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(DownloadError, match="not the pinned"):
+        download("HB/bcsstk01", tmp_path, url_template=site.template, progress=False, sha256="0" * 64)
+    assert _files(tmp_path) == []
+    monkeypatch.setitem(dl.PINNED_SHA256, "HB/bcsstk01", hashlib.sha256(site.body).hexdigest())
+    assert download("HB/bcsstk01", tmp_path, url_template=site.template, progress=False).read_bytes() == site.body

@@ -2,20 +2,26 @@
 
 ``download("HB/nos5")`` fetches ``https://sparse.tamu.edu/MM/HB/nos5.tar.gz`` (the site answers
 with a redirect, which is followed) to ``<cache>/HB/nos5.tar.gz``. Writes are atomic (temporary file
-in the same directory, fsync, ``os.replace``): an interrupted download leaves no partial file. The
-sha256 and size of every cached file are kept in ``<cache>/manifest.json`` and checked on reuse.
-A file put into the cache by hand (for offline machines) is reused and recorded.
+in the same directory, fsync, ``os.replace``): an interrupted download leaves no partial file, and
+the ``.part`` file of a killed one (whose writer no longer holds its lock) is removed by the next
+run. A download that takes longer than ``max_seconds`` in all (a server that drips bytes never
+trips the per-read ``timeout``) is abandoned. The sha256 and size of every cached file are kept in
+``<cache>/manifest.json`` and checked on reuse; ``sha256=`` (or :data:`PINNED_SHA256`, the pinned
+digests of known matrices) is checked on download. A file put into the cache by hand (for offline
+machines) is reused and recorded.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import http.client
 import json
 import os
 import re
 import tempfile
+import time
 import urllib.error
 import urllib.request
 import warnings
@@ -44,6 +50,9 @@ PAPER_MATRICES = {
     "Flan_1565": "Janna/Flan_1565",
 }
 
+PINNED_SHA256: dict[str, str] = {}  # "Group/Name" -> sha256 of the archive, checked on download when known
+DEFAULT_MAX_SECONDS = 3600.0
+
 _CHUNK = 1 << 16
 _GZIP_MAGIC = b"\x1f\x8b"
 _NAME_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
@@ -51,6 +60,18 @@ _NAME_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
 
 class DownloadError(AutospecError, OSError):
     """A matrix could not be downloaded (offline, host unreachable, HTTP error, cut-off transfer)."""
+
+
+class _NotAnArchive(DownloadError):
+    """The server answered with something else than a gzip archive (an HTML page, typically)."""
+
+
+class _TooSlow(DownloadError):
+    """The whole transfer took longer than ``max_seconds``."""
+
+
+class _WrongDigest(DownloadError):
+    """The archive's sha256 differs from the pinned one."""
 
 
 def default_cache_dir() -> Path:
@@ -86,18 +107,24 @@ def download(
     url_template: str = DEFAULT_URL_TEMPLATE,
     progress: bool = True,
     timeout: float = 60.0,
+    max_seconds: float = DEFAULT_MAX_SECONDS,
+    sha256: str | None = None,
 ) -> Path:
     """Return the path of ``<cache_dir>/<Group>/<Name>.tar.gz``, downloading it if not cached.
 
     ``cache_dir`` defaults to :func:`default_cache_dir`; ``url_template`` is formatted with
-    ``group`` and ``name`` and must serve a gzip archive. Raises :class:`DownloadError` when the
-    file is not cached and cannot be fetched.
+    ``group`` and ``name`` and must serve a gzip archive. ``timeout`` bounds each read,
+    ``max_seconds`` the whole transfer; ``sha256`` (default: :data:`PINNED_SHA256` for known
+    matrices, else unchecked) must match the downloaded archive. Raises :class:`DownloadError` when
+    the file is not cached and cannot be fetched.
     """
     group, name = split_name(group_name)
     key = f"{group}/{name}"
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     dest = cache / group / f"{name}.tar.gz"
     url = url_template.format(group=group, name=name)
+    pinned = sha256 if sha256 is not None else PINNED_SHA256.get(key)
+    _remove_orphans(dest)
 
     mismatch = ""
     if dest.is_file():
@@ -116,7 +143,7 @@ def download(
     except ValueError as exc:
         raise InputValueError(f"url_template gives an invalid URL {url!r}: {exc}") from exc
     try:
-        digest, size = _fetch(request, dest, key, progress, timeout)
+        digest, size = _fetch(request, dest, key, progress, timeout, max_seconds, pinned)
     except (OSError, http.client.HTTPException) as exc:  # URLError, HTTPError, timeouts, resets
         raise DownloadError(_advice(key, url, dest, exc, mismatch)) from exc
     _record(cache, key, {"url": url, "sha256": digest, "bytes": size})
@@ -129,6 +156,7 @@ def fetch_suite(
     url_template: str = DEFAULT_URL_TEMPLATE,
     progress: bool = True,
     timeout: float = 60.0,
+    max_seconds: float = DEFAULT_MAX_SECONDS,
 ) -> tuple[list[Path], dict[str, AutospecError]]:
     """Download each of ``names`` (default: all ``PAPER_MATRICES``); one failure does not stop the rest.
 
@@ -142,16 +170,18 @@ def fetch_suite(
     errors: dict[str, AutospecError] = {}
     for name in names:
         try:
-            paths.append(download(name, cache_dir, url_template, progress, timeout))
+            paths.append(download(name, cache_dir, url_template, progress, timeout, max_seconds))
         except AutospecError as exc:
             errors[name] = exc
     return paths, errors
 
 
 def _fetch(
-    request: urllib.request.Request, dest: Path, key: str, progress: bool, timeout: float
+    request: urllib.request.Request, dest: Path, key: str, progress: bool, timeout: float, max_seconds: float,
+    pinned: str | None,
 ) -> tuple[str, int]:
     """Stream ``request`` into ``dest`` atomically; return its sha256 and size."""
+    start = time.monotonic()
     with urllib.request.urlopen(request, timeout=timeout) as response:  # follows redirects
         length = response.headers.get("Content-Length")
         expected = int(length) if length and length.isdigit() else None
@@ -160,18 +190,24 @@ def _fetch(
         with _atomic_file(dest) as out, tqdm(
             total=expected, unit="B", unit_scale=True, unit_divisor=1024, desc=key, disable=not progress
         ) as bar:
-            while chunk := response.read(_CHUNK):
+            while chunk := response.read1(_CHUNK):  # returns what has arrived: the clock is read often
                 if received == 0 and not chunk.startswith(_GZIP_MAGIC):
                     content_type = response.headers.get("Content-Type", "unknown")
-                    raise DownloadError(f"the server did not send a gzip archive (Content-Type {content_type})")
+                    raise _NotAnArchive(f"the server did not send a gzip archive (Content-Type {content_type}; "
+                                        f"it begins {chunk[:40]!r})")
                 out.write(chunk)
                 hasher.update(chunk)
                 received += len(chunk)
                 bar.update(len(chunk))
+                if time.monotonic() - start > max_seconds:
+                    raise _TooSlow(f"the transfer took longer than max_seconds = {max_seconds:g} s "
+                                   f"({received} of {expected if expected is not None else '?'} bytes)")
             if received == 0 or (expected is not None and received != expected):
                 raise DownloadError(
                     f"transfer cut off after {received} of {expected if expected is not None else '?'} bytes"
                 )
+            if pinned is not None and hasher.hexdigest() != pinned.lower():
+                raise _WrongDigest(f"the archive's sha256 {hasher.hexdigest()[:12]}… is not the pinned {pinned[:12]}…")
     return hasher.hexdigest(), received
 
 
@@ -182,6 +218,7 @@ def _atomic_file(dest: Path) -> Iterator[BinaryIO]:
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as out:
+            _lock(out)  # held while writing: _remove_orphans leaves a live download's file alone
             yield out
             out.flush()
             os.fsync(out.fileno())
@@ -197,6 +234,32 @@ def _atomic_file(dest: Path) -> Iterator[BinaryIO]:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+def _lock(file) -> bool | None:
+    """Take a non-blocking exclusive ``flock`` on ``file`` (released when it is closed): True, or
+    False if another process holds it; None where ``fcntl`` is missing."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        return None
+    try:
+        fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
+
+
+def _remove_orphans(dest: Path) -> None:
+    """Delete ``.part`` files of ``dest`` left by killed downloads: nobody holds their lock (without
+    ``fcntl``: older than a day)."""
+    if not dest.parent.is_dir():
+        return
+    for part in dest.parent.glob(f".{glob.escape(dest.name)}.*.part"):
+        with contextlib.suppress(OSError), open(part, "rb") as f:
+            locked = _lock(f)
+            if locked or (locked is None and time.time() - part.stat().st_mtime > 86400):
+                part.unlink()
 
 
 def _sha256(path: Path) -> tuple[str, int]:
@@ -232,7 +295,14 @@ def _record(cache: Path, key: str, entry: dict) -> None:
 
 
 def _advice(key: str, url: str, dest: Path, exc: BaseException, mismatch: str) -> str:
-    if isinstance(exc, urllib.error.HTTPError):
+    if isinstance(exc, _NotAnArchive):
+        reason, hint = str(exc), ("The server answered with a web page (HTML, a login/captive portal, proxy or error "
+                                  "page) instead of the archive: open the URL in a browser to see it")
+    elif isinstance(exc, _TooSlow):
+        reason, hint = str(exc), "The server is too slow; try again later or raise max_seconds"
+    elif isinstance(exc, _WrongDigest):
+        reason, hint = str(exc), "The archive is not the one pinned for this matrix (changed upstream or tampered)"
+    elif isinstance(exc, urllib.error.HTTPError):
         reason, hint = f"HTTP {exc.code} {exc.reason}", f"Check that {key} exists at https://sparse.tamu.edu/{key}"
     elif isinstance(exc, urllib.error.URLError):
         reason, hint = str(exc.reason), "This machine may be offline or the host unreachable"
