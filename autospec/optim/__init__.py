@@ -3,8 +3,8 @@
 inverse fourth roots.
 
 >>> from autospec.optim import Muon, Shampoo, muon_param_groups
->>> opt = Muon(muon_param_groups(model), lr=0.02, orthogonalizer="autospec")   # or polar_express, muon, prism, eigh
->>> opt = Shampoo(model.parameters(), lr=1e-3, root="autospec", update_freq=10)  # or newton_schulz, prism, inverse_newton, eigh
+>>> opt = Muon(muon_param_groups(model), lr=0.02, orthogonalizer="autospec")  # polar_express, muon, prism, eigh
+>>> opt = Shampoo(model.parameters(), lr=1e-3, root="autospec")  # newton_schulz, prism, inverse_newton, eigh
 
 :mod:`.common` states the dtype policy; :mod:`.functions` the matrix functions behind the choices.
 """
