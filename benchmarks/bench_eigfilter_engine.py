@@ -71,7 +71,7 @@ def measure(engine: str, problems: int, n: int, ks: list[int], budget: int, orac
                                           tol=1e-8, seed=i, max_matvecs=budget * n, max_degree=max_degree,
                                           whole_space=False)
                 row[method] = info.matvecs
-                row[f"{method}_ok"] = info.converged and bool(np.allclose(vals.numpy(), lam[:k],
+                row[f"{method}_ok"] = info.converged and bool(np.allclose(np.asarray(vals), lam[:k],
                                                                           atol=1e-6 * np.abs(lam).max()))
             row["ratio"] = row["autospec"] / row["chfsi"]
             for oracle in methods[2:]:

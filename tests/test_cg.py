@@ -130,3 +130,22 @@ def test_singular_system_diverging_is_reported_not_nan():
     with pytest.raises(errors.BreakdownError, match="diverged|not positive definite") as err:
         pcg(A, np.ones(23), maxiter=10_000)
     assert "nan" not in str(err.value).lower()
+
+
+def test_chebyshev_preconditioner_from_any_matrix_is_scipys_M_as_it_is():
+    """The newcomer's path (issue 18, point 8): no probe to build, no wrapping, SciPy's M directly."""
+    import autospec
+
+    A = poisson2d(40)
+    b = np.ones(A.shape[0])
+    M = autospec.chebyshev_preconditioner(A, degree=10)
+    assert M.shape == A.shape and M.degree == 10
+    x, code = spla.cg(A, b, M=M, rtol=1e-8)
+    assert code == 0 and np.linalg.norm(b - A @ x) <= 1.01e-8 * np.linalg.norm(b)
+    y, info = pcg(A, b, M=M, rtol=1e-8)
+    assert info.converged and isinstance(y, np.ndarray)
+    torch_M = autospec.chebyshev_preconditioner(torch.from_numpy(A.toarray()), degree=10)
+    r = torch.ones(A.shape[0])
+    np.testing.assert_allclose(torch_M(r.unsqueeze(-1)).squeeze(-1).numpy(), M.matvec(r.numpy()), rtol=1e-10)
+    with pytest.raises(errors.NotPositiveDefiniteError):
+        autospec.chebyshev_preconditioner(-A)

@@ -7,10 +7,9 @@ import scipy.sparse.linalg as spla
 import torch
 
 from autospec import errors
+from autospec.core.batched import DenseBatch, GramBatch
 from autospec.core.operators import (
     CallableOperator,
-    DenseBatch,
-    GramBatch,
     Diagonal,
     SymmetricScaling,
     TorchMatrix,
@@ -142,3 +141,15 @@ def test_gram_batch_applies_g_gt_without_forming_it():
     torch.testing.assert_close(op.matmat(V), G @ G.mT @ V)
     assert op.n == 5 and op.matvecs == 3
     torch.testing.assert_close(lanczos(op, steps=5, seed=1).ritz, lanczos(DenseBatch(G @ G.mT), steps=5, seed=1).ritz)
+
+
+@pytest.mark.parametrize("layout", ["csr", "coo"])
+def test_cpu_torch_sparse_runs_on_scipys_product_and_keeps_its_dtype(layout, recwarn):
+    A = torch.from_numpy(poisson2d(8).toarray()).float()
+    T = A.to_sparse_csr() if layout == "csr" else A.to_sparse()
+    op = as_operator(T, symmetric=True)
+    assert op.dtype == torch.float32 and type(op).__name__ == "ScipyMatrix"
+    V = torch.randn(64, 3, dtype=torch.float32)
+    torch.testing.assert_close(op.matmat(V), A @ V)
+    np.testing.assert_allclose(op.diagonal().numpy(), A.diagonal().numpy())
+    assert not [w for w in recwarn if "Sparse" in str(w.message)]  # no beta-state warnings from autospec

@@ -116,37 +116,6 @@ class TorchMatrix(Operator):
         return self.A.diagonal()
 
 
-class DenseBatch(Operator):
-    """A batch of dense torch matrices ``(..., n, n)``: one operator per leading index."""
-
-    def __init__(self, A: torch.Tensor):
-        if A.ndim < 2 or A.shape[-1] != A.shape[-2]:
-            raise InputValueError(f"DenseBatch needs square matrices (..., n, n), got shape {tuple(A.shape)}")
-        super().__init__(tuple(A.shape[-2:]), A.dtype, A.device)
-        self.A = A
-        self.batch_shape = A.shape[:-2]
-
-    def _matmat(self, V):
-        return self.A @ V
-
-    def diagonal(self):
-        return self.A.diagonal(dim1=-2, dim2=-1)
-
-
-class GramBatch(Operator):
-    """``G Gᵀ`` of a batch of matrices ``G (..., m, n)``, applied as ``G (Gᵀ V)`` (two thin products)."""
-
-    def __init__(self, G: torch.Tensor):
-        if G.ndim < 2:
-            raise InputValueError(f"GramBatch needs matrices (..., m, n), got shape {tuple(G.shape)}")
-        super().__init__((G.shape[-2], G.shape[-2]), G.dtype, G.device)
-        self.G = G
-        self.batch_shape = G.shape[:-2]
-
-    def _matmat(self, V):
-        return self.G @ (self.G.mT @ V)
-
-
 class ScipyMatrix(Operator):
     """NumPy dense array or SciPy sparse matrix; torch blocks are bridged without copies on CPU."""
 
@@ -293,11 +262,22 @@ def _scipy_operator(A, dtype: torch.dtype | None, complex_ok: bool = False) -> S
     return ScipyMatrix(A)
 
 
-def _torch_operator(A: torch.Tensor, dtype: torch.dtype | None, complex_ok: bool = False) -> TorchMatrix:
+def _scipy_csr(A: torch.Tensor) -> sp.csr_matrix:
+    """A CPU torch sparse CSR or COO tensor as a SciPy CSR matrix sharing its arrays where it can."""
+    if A.layout == torch.sparse_csr:
+        return sp.csr_matrix((A.values().numpy(), A.col_indices().numpy(), A.crow_indices().numpy()), shape=A.shape)
+    A = A.coalesce()
+    rows, cols = A.indices().numpy()
+    return sp.csr_matrix((A.values().numpy(), (rows, cols)), shape=A.shape)
+
+
+def _torch_operator(A: torch.Tensor, dtype: torch.dtype | None, complex_ok: bool = False) -> Operator:
     _check_square(tuple(A.shape))
     if A.is_complex() and not complex_ok:
         raise InputTypeError(f"complex matrices are not supported (dtype {A.dtype})")
     target = dtype or (A.dtype if A.is_floating_point() or A.is_complex() else torch.float64)
+    if A.layout in (torch.sparse_csr, torch.sparse_coo) and A.device.type == "cpu" and target in _NUMPY_DTYPES:
+        return _scipy_operator(_scipy_csr(A), target, complex_ok)  # SciPy's CSR product: faster, no beta warnings
     if A.layout == torch.sparse_csr:
         values = A.values()
         if values.dtype != target:

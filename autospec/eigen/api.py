@@ -21,6 +21,7 @@ from autospec.eigen.subspace import (
     _setup,
     _subspace_iteration,
 )
+from autospec.core.operators import to_caller, torch_native
 from autospec.errors import InputValueError
 
 __all__ = ["BASELINES", "FILTERS", "METHODS", "default_block", "eigsh", "filtered_subspace_iteration",
@@ -61,7 +62,8 @@ def _solve(A, k, which, tol, max_matvecs, probe_steps, seed, block, method: str,
     if which == "LA":
         theta, V = -theta.flip(0), V.flip(1)
     info.seconds = time.perf_counter() - t0
-    return theta, V, info
+    numpy_out = not torch_native(A)  # NumPy/SciPy in, NumPy out (one rule with solve and matfun)
+    return to_caller(theta, numpy_out), to_caller(V, numpy_out), info
 
 
 def _check_max_degree(max_degree, degree: int) -> None:
@@ -132,7 +134,8 @@ def eigsh(
     max_degree: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, EigenInfo]:
     """``vals, vecs, info``: the k smallest (``which="SA"``) or largest (``"LA"``) eigenpairs of
-    symmetric A (NumPy, SciPy sparse, ``LinearOperator``, torch), values ascending.
+    symmetric A (NumPy, SciPy sparse, ``LinearOperator``, torch), values ascending — NumPy arrays for
+    NumPy/SciPy input, torch tensors for torch (or ``Operator``) input.
 
     ``method``: ``"chfsi"`` (Chebyshev filter of ``degree``), ``"rsi"`` (``degree`` power steps on
     ``bI − A`` per Rayleigh–Ritz, Gaussian start), ``"autospec"`` (learned filter of ``engine``),

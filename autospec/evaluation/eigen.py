@@ -171,7 +171,7 @@ def _run(A: sp.csr_matrix, k: int, method: str, s: _Settings, ref: Reference | N
     row.top_degree = info.degree if method in FILTERS else None
     row.max_residual, row.converged, row.stop = info.max_residual, bool(info.converged), _stop(info)
     if ref is not None:
-        row.eig_error = ref.error(vals.cpu().numpy(), s.which)
+        row.eig_error = ref.error(np.asarray(vals), s.which)
     matvecs, residual = zip(*info.history)
     case.histories[method] = (np.asarray(matvecs), np.asarray(residual))
 

@@ -24,6 +24,7 @@ from autospec.core.operators import Operator, as_operator, as_rhs, to_caller, to
 from autospec.core.results import ResidualHistory, Result
 from autospec.core.validate import float_dtype, integer, tolerances
 from autospec.errors import BreakdownError, InputTypeError, InputValueError, NotPositiveDefiniteError, ToleranceWarning
+from autospec.linsys.preconditioners import PolynomialPreconditioner
 
 Apply = Callable[[torch.Tensor], torch.Tensor]
 
@@ -275,7 +276,7 @@ def _check_breakdown(step: CGStep, k: int, live: torch.Tensor, sign: torch.Tenso
 
 
 def _as_preconditioner(M, op: Operator) -> Apply | None:
-    if M is None or callable(M) and not hasattr(M, "shape"):
+    if M is None or callable(M) and not hasattr(M, "shape") or isinstance(M, PolynomialPreconditioner):
         return M
     Mop = as_operator(M, dtype=op.dtype, complex_ok=op.dtype.is_complex)
     if Mop.shape != op.shape:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import scipy.sparse.linalg as spla
 import torch
 
 from autospec.core.intervals import chebyshev_bounds
-from autospec.core.operators import Operator, as_linear_operator
-from autospec.core.probe import Probe
+from autospec.core.operators import Operator, as_linear_operator, as_operator, torch_block
+from autospec.core.probe import Probe, lanczos
+from autospec.core.validate import integer
 from autospec.core.recurrences import ChebyshevBasis, ThreeTerm, chebyshev_three_term, evaluate
 from autospec.errors import NotPositiveDefiniteError
 
@@ -24,7 +26,9 @@ SAFEGUARD_MARGIN = 1.05
 
 @dataclass
 class PolynomialPreconditioner:
-    """``M r = p(A/s) r / s``; callable on torch blocks ``(..., n, k)``.
+    """``M r = p(A/s) r / s``; callable on torch blocks ``(..., n, k)``, and usable as SciPy's ``M``
+    as it is (``shape``, ``dtype``, ``matvec``/``matmat`` on NumPy arrays: what
+    ``scipy.sparse.linalg.aslinearoperator`` reads).
 
     Products with A go through ``op.matmat`` and are therefore counted by the operator.
     """
@@ -51,6 +55,21 @@ class PolynomialPreconditioner:
         """A SciPy ``LinearOperator`` (usable as ``M`` in ``scipy.sparse.linalg.cg``)."""
         return as_linear_operator(self, self.op.n, self.op.dtype)
 
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.op.shape
+
+    @property
+    def dtype(self) -> np.dtype:  # the NumPy side of the SciPy protocol (products run in op's dtype)
+        return np.dtype(np.float64)
+
+    def matmat(self, X: np.ndarray) -> np.ndarray:
+        """``M X`` for a NumPy vector or block (SciPy's protocol)."""
+        X = np.asarray(X, dtype=np.float64)
+        return self(torch_block(X, self.op.n, self.op.dtype, self.op.device)).cpu().numpy().reshape(X.shape)
+
+    matvec = rmatvec = rmatmat = matmat
+
 
 def check_positive_probe(probe: Probe) -> None:
     """Raise ``NotPositiveDefiniteError`` when the probe found a Ritz value ``<= 0``: Ritz values lie in
@@ -62,8 +81,22 @@ def check_positive_probe(probe: Probe) -> None:
         )
 
 
-def chebyshev_preconditioner(op: Operator, probe: Probe, degree: int, bounds: str = "ritz", eigenvalues=None) -> PolynomialPreconditioner:
-    """Degree-d Chebyshev polynomial preconditioner on the probe's interval (scaled by ``b``)."""
+def chebyshev_preconditioner(A, probe: Probe | None = None, degree: int = 10, bounds: str = "ritz", eigenvalues=None,
+                             *, probe_steps: int = 50, seed: int = 0) -> PolynomialPreconditioner:
+    """Degree-d Chebyshev polynomial preconditioner ``M ≈ A⁻¹`` on the probe's interval (scaled by ``b``).
+
+    ``A``: anything :func:`autospec.as_operator` takes (SciPy, NumPy, torch, LinearOperator,
+    ``Operator``). ``probe=None`` probes A here (``probe_steps`` Lanczos steps, ``seed``; A must be
+    SPD as in :func:`autospec.solve`). The result is a torch callable and, as it is, SciPy's ``M``::
+
+        M = autospec.chebyshev_preconditioner(A, degree=10)
+        x, code = scipy.sparse.linalg.cg(A, b, M=M, rtol=1e-8)
+    """
+    degree = integer("degree", degree, 0)
+    op = as_operator(A, symmetric=probe is None, seed=seed)
+    if probe is None:
+        probe = lanczos(op, steps=integer("probe_steps", probe_steps, 1), seed=seed)
+        check_positive_probe(probe)
     a, b = chebyshev_bounds(probe, bounds, eigenvalues)
     poly = chebyshev_three_term(torch.tensor(a / b, dtype=op.dtype), torch.tensor(1.0, dtype=op.dtype), degree)
     return PolynomialPreconditioner(op, poly, scale=b, interval=(a, b))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 
 from autospec.core.intervals import sigma_interval
-from autospec.core.operators import DenseBatch, GramBatch
+from autospec.core.batched import DenseBatch, GramBatch
 from autospec.core.probe import Probe, lanczos
 from autospec.core.recurrences import ChebyshevBasis
 from autospec.errors import InputValueError
