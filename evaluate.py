@@ -1,18 +1,27 @@
 """Evaluate autospec against its baselines: ``python evaluate.py [task=linsys] [eval.key=value ...]``.
 
 Writes ``results.csv``, ``results.md`` and PNG plots to ``eval.output_dir`` (default: the Hydra run
-directory) and prints a summary; see ``conf/evaluate.yaml`` and :mod:`autospec.evaluation`.
+directory ``outputs/evaluate/<time>``; given, it is also the run directory, so nothing is written
+into the checkout) and prints a summary; see ``conf/evaluate.yaml`` and :mod:`autospec.evaluation`.
 """
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from autospec.evaluation import evaluate
 
+# conf/evaluate.yaml: the run directory is eval.output_dir when given, else outputs/evaluate/<time>
+if not OmegaConf.has_resolver("or_else"):
+    OmegaConf.register_new_resolver("or_else", lambda value, default: default if value is None else value)
+
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
-    evaluate(OmegaConf.to_container(cfg, resolve=True))
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    if plain["eval"].get("output_dir") is None:
+        plain["eval"]["output_dir"] = HydraConfig.get().runtime.output_dir
+    evaluate(plain)
 
 
 if __name__ == "__main__":

@@ -153,6 +153,22 @@ def test_evaluate_cli(tmp_path, engine):
     assert (out / "results.md").is_file() and "median autospec / best Chebyshev" in proc.stdout
 
 
+def test_evaluate_cli_writes_only_into_the_output_dir(tmp_path):
+    """``eval.output_dir`` given: it is the run directory too — no ``outputs/evaluate/<time>`` in the
+    working directory, no empty ``evaluate.log`` (issue 18, point 8)."""
+    work, out = tmp_path / "work", tmp_path / "out"
+    work.mkdir()
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "evaluate.py"), "task=linsys", "eval.matrix_dir=null", "eval.gallery=[poisson2d_8]",
+         f"eval.output_dir={out}", f"eval.probe_steps=[{PROBE}]", "eval.scalings=[none]", "eval.plots=false",
+         "eval.oracle_max_n=0"],
+        cwd=work, capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert list(work.iterdir()) == []
+    assert (out / "results.csv").is_file() and not list(out.glob("*.log"))
+
+
 def test_missing_engine_fails_only_the_autospec_rows(tmp_path):
     result = evaluate_linsys(tmp_path, None, gallery=["poisson2d_16"], engine=tmp_path / "nowhere",
                              probe_steps=[PROBE], scalings=["none"], plots=False, progress=False)

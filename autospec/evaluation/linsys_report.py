@@ -153,15 +153,32 @@ def plot_case(case, out: Path) -> list[Path]:
     if case.polynomials and lam is not None:
         fig, ax = plt.subplots(figsize=(7, 4.5))
         fig.subplots_adjust(left=0.12, right=0.97, bottom=0.12, top=0.92)
-        points = {"marker": ".", "ms": 3} if case.eigenvalues is not None else {}
+        # on the eigenvalues: markers only (a line would cross the spectral gaps, where no eigenvalue is)
+        points = {"marker": ".", "ms": 3, "ls": "none"} if case.eigenvalues is not None else {}
+        values = []
         for label, p in case.polynomials.items():
-            ax.loglog(lam, np.maximum(np.abs(1 - lam * p(lam)), 1e-17), label=label, **_style(label, probes), **points)
+            r = np.maximum(np.abs(1 - lam * p(lam)), 1e-17)
+            values.append(r)
+            ax.loglog(lam, r, label=label, **{**_style(label, probes), **points})
+        ax.set_ylim(*_polynomial_ylim(np.concatenate(values)))
         where = "eigenvalues" if case.eigenvalues is not None else "grid of the Chebyshev interval"
         ax.set(xlabel=f"λ ({where})", ylabel="|1 − λ p(λ)|", title=f"{case.matrix} (scaling: {case.scaling})")
         ax.axhline(1.0, color="grey", lw=0.5)
         ax.legend(fontsize=7)
         written.append(save_figure(fig, out / f"{stem}-polynomial.png"))
     return written
+
+
+def _polynomial_ylim(values: np.ndarray) -> tuple[float, float]:
+    """A y-range that shows the polynomials' levels, not the oracle's interpolation dips to 1e-14 (or a
+    runaway polynomial's 1e30): from the 2nd percentile (at least 1e-8) to twice the largest value
+    (between 1.5 and 1e3)."""
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return 1e-8, 2.0
+    low = max(float(np.percentile(finite, 2)) / 2, 1e-8)
+    high = min(max(2 * float(finite.max()), 1.5), 1e3)
+    return min(low, high / 10), high
 
 
 def _style(label: str, probes: list[str]) -> dict:

@@ -155,7 +155,7 @@ def run_cases(cases: Sequence, run_case: Callable[[object], tuple[list, list[Dra
     pictures: list[Path] = []
     bar = tqdm(cases, desc=desc, unit="case", disable=not progress)
     for case in bar:
-        bar.set_postfix_str(name(case), refresh=False)
+        bar.set_postfix_str(name(case))  # shown now, while the case runs
         case_rows, drawings = run_case(case)
         rows += case_rows
         for what, draw in drawings if plots else ():
