@@ -98,7 +98,7 @@ def filtered_subspace_iteration(
     reprobe: bool = True,
     max_degree: int | None = None,
     whole_space: bool = True,
-) -> tuple[torch.Tensor, torch.Tensor, EigenInfo]:
+) -> tuple[np.ndarray | torch.Tensor, np.ndarray | torch.Tensor, EigenInfo]:
     """k extreme eigenpairs of symmetric A by filtered subspace iteration with any :class:`Filter`.
 
     ``block`` (> k, default :func:`default_block`) columns are filtered; ``reprobe=False`` keeps
@@ -132,7 +132,7 @@ def eigsh(
     max_matvecs: int | None = None,
     probe_steps: int = DEFAULT_PROBE_STEPS,
     max_degree: int | None = None,
-) -> tuple[torch.Tensor, torch.Tensor, EigenInfo]:
+) -> tuple[np.ndarray | torch.Tensor, np.ndarray | torch.Tensor, EigenInfo]:
     """``vals, vecs, info``: the k smallest (``which="SA"``) or largest (``"LA"``) eigenpairs of
     symmetric A (NumPy, SciPy sparse, ``LinearOperator``, torch), values ascending — NumPy arrays for
     NumPy/SciPy input, torch tensors for torch (or ``Operator``) input.
@@ -151,7 +151,7 @@ def eigsh(
 
 
 def solve_eigenproblem(A, k: int = 10, *, reprobe: bool = True, whole_space: bool = True,
-                       **options) -> tuple[torch.Tensor, torch.Tensor, EigenInfo]:
+                       **options) -> tuple[np.ndarray | torch.Tensor, np.ndarray | torch.Tensor, EigenInfo]:
     """:func:`eigsh` (``options``: its keywords) with the switches of filter comparisons, for the
     evaluation and the benchmarks: ``reprobe=False`` keeps the probe's interval for every
     iteration, ``whole_space=False`` keeps the filter methods from switching to the whole-space

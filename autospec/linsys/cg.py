@@ -115,7 +115,7 @@ def pcg(
     M=None,
     callback: Callable | None = None,
     residual_weights: torch.Tensor | None = None,
-):
+) -> tuple[np.ndarray | torch.Tensor, SolveInfo]:
     """Solve ``A x = b`` (A Hermitian definite) by PCG with SciPy's signature; returns ``(x, info)``.
 
     ``x`` (and what ``callback(xk)`` receives after every iteration) is a NumPy array for

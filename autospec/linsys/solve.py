@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import torch
 
 from autospec.core.intervals import BOUND_STRATEGIES
@@ -60,7 +61,7 @@ def solve(
     rank: int | None = None,
     polynomial: str | None = None,
     M=None,
-) -> tuple[object, SolveInfo]:
+) -> tuple[np.ndarray | torch.Tensor, SolveInfo]:
     """Solve SPD ``(A + μI) x = b`` (``mu`` >= 0, default 0); returns ``(x, info)`` (see
     :class:`autospec.linsys.SolveInfo`). ``method="nystrom"``: randomized Nyström PCG with ``rank``
     (None: the adaptive rule) and ``polynomial`` (None, ``"chebyshev"``, ``"autospec"``: a polynomial

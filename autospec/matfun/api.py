@@ -228,19 +228,22 @@ def _dense(function: str, A, method: str, tol: float | None, max_iters: int | No
     return _output(X, numpy_like), info
 
 
-def inv_sqrt(A, method: str = "newton_schulz", tol: float | None = 1e-6, max_iters: int | None = None, engine=None):
+def inv_sqrt(A, method: str = "newton_schulz", tol: float | None = 1e-6, max_iters: int | None = None,
+             engine=None) -> tuple[np.ndarray | torch.Tensor, MatfunInfo]:
     """``X ≈ A^{−1/2}`` of SPD ``A (..., n, n)``; method in ``newton_schulz`` (default), ``prism``,
     ``inverse_newton``, ``eigh``, ``autospec``. ``rel_error = ‖X A X − I‖_F/√n``."""
     return _dense("inv_sqrt", A, method, tol, max_iters, engine)
 
 
-def sqrt(A, method: str = "newton_schulz", tol: float | None = 1e-6, max_iters: int | None = None, engine=None):
+def sqrt(A, method: str = "newton_schulz", tol: float | None = 1e-6, max_iters: int | None = None,
+         engine=None) -> tuple[np.ndarray | torch.Tensor, MatfunInfo]:
     """``X ≈ A^{1/2}`` of SPD ``A (..., n, n)``; methods as :func:`inv_sqrt` (``inverse_newton``
     returns ``A·A^{−1/2}``). ``rel_error = ‖X X − A‖_F/‖A‖_F``."""
     return _dense("sqrt", A, method, tol, max_iters, engine)
 
 
-def polar(M, method: str = "polar_express", tol: float | None = 1e-6, max_iters: int | None = None, engine=None):
+def polar(M, method: str = "polar_express", tol: float | None = 1e-6, max_iters: int | None = None,
+          engine=None) -> tuple[np.ndarray | torch.Tensor, MatfunInfo]:
     """Polar factor ``Q ≈ U Vᵀ`` of ``M (..., m, n)`` (``M = U Σ Vᵀ``); method in ``polar_express``
     (default), ``newton_schulz`` (cubic), ``muon``, ``prism``, ``eigh`` (SVD), ``autospec``.
     ``rel_error = ‖QᵀQ − I‖_F/√n`` on the smaller Gram."""
@@ -251,7 +254,7 @@ def polar(M, method: str = "polar_express", tol: float | None = 1e-6, max_iters:
 
 
 def apply(A, z, f: str = "inv_sqrt", degree: int = 20, method: str = "chebyshev", probe_steps: int = 50,
-          seed: int = 0, engine=None, tol: float | None = 1e-6):
+          seed: int = 0, engine=None, tol: float | None = 1e-6) -> tuple[np.ndarray | torch.Tensor, MatfunInfo]:
     """``y = p(A) z ≈ f(A) z`` for symmetric positive definite A, matrix-free (any input of
     :func:`autospec.core.operators.as_operator`, one matrix), f in ``inv_sqrt``, ``sqrt``, ``inv``.
 
