@@ -203,6 +203,6 @@ def test_train_from_labels_exports_a_loadable_engine(tmp_path):
     b = np.ones(A.shape[0])
     x, info = autospec.solve(A, b, method="autospec", engine=str(result["artifact"]), probe_steps=12, rtol=1e-10)
     assert info.converged
-    with pytest.raises(ValueError, match="probed with 12 steps"):
+    with pytest.raises(errors.InputValueError, match="probed with 12 steps"):
         from autospec.training.labelled import LabelledDataModule
         LabelledDataModule(str(path), probe_steps=50).setup()

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from autospec.core.probe import Probe
 from autospec.engine.model import Engine
+from autospec.errors import InputValueError
 from autospec.learned import build_task
 from autospec.linsys.labels import label_costs, load_labels
 from autospec.training.system import AutospecSystem, adamw_with_warmup_cosine
@@ -61,7 +62,7 @@ class LabelledDataModule(L.LightningDataModule):
             return
         tensors, meta = load_labels(self.path)
         if int(meta["probe_steps"]) != self.probe_steps:
-            raise ValueError(f"labelled set {self.path} was probed with {meta['probe_steps']} steps, "
+            raise InputValueError(f"labelled set {self.path} was probed with {meta['probe_steps']} steps, "
                              f"the engine is configured for {self.probe_steps}")
         order = torch.randperm(len(tensors["counts"]), generator=torch.Generator().manual_seed(self.seed))
         cut = int(round(len(order) * self.val_fraction))
@@ -97,11 +98,11 @@ class ChoiceSystem(L.LightningModule):
         return loss
 
     def validation_step(self, batch, batch_idx):
-        costs = batch["costs"]
-        chosen = self.task.chosen(self(batch["probe"]), costs)
+        costs, scores = batch["costs"], self(batch["probe"])
+        chosen = self.task.chosen(scores, costs)
         self._vs_start.append((chosen - costs[:, 0]).exp())
         self._vs_best.append((chosen - costs[:, :2].amin(-1)).exp())
-        self.log("val/loss", self.task.loss(self(batch["probe"]), costs), batch_size=len(costs))
+        self.log("val/loss", self.task.loss(scores, costs), batch_size=len(costs))
 
     def on_validation_epoch_start(self):
         self._vs_start, self._vs_best = [], []
