@@ -17,11 +17,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from autospec.core.probe import Probe
-from autospec.engine.model import Engine
 from autospec.errors import InputValueError
 from autospec.learned import build_task
 from autospec.linsys.labels import label_costs, load_labels
-from autospec.training.system import AutospecSystem, adamw_with_warmup_cosine
+from autospec.training.system import AutospecSystem, EngineSystem
 
 
 class LabelledSet(Dataset):
@@ -78,15 +77,8 @@ class LabelledDataModule(L.LightningDataModule):
         return DataLoader(self.val_set, batch_size=1024, collate_fn=self.val_set.collate)
 
 
-class ChoiceSystem(L.LightningModule):
-    """Trains an :class:`Engine` to score a task's candidates; hyper-parameters as :class:`AutospecSystem`."""
-
-    def __init__(self, task: dict, engine: dict, probe: dict, lr: float = 1e-3, weight_decay: float = 0.0,
-                 warmup_steps: int = 50, max_steps: int = 1000):
-        super().__init__()
-        self.save_hyperparameters()
-        self.task = build_task(task)
-        self.engine = Engine(**self.task.layout, **engine)
+class ChoiceSystem(EngineSystem):
+    """Trains an :class:`Engine` to score a task's candidates from their labelled costs."""
 
     def forward(self, probe: Probe) -> torch.Tensor:
         scale = self.task.scale(probe)
@@ -113,9 +105,6 @@ class ChoiceSystem(L.LightningModule):
         self.log("val/iter_ratio", vs_start.median(), prog_bar=True)
         self.log("val/vs_best_classical", vs_best.median(), prog_bar=True)
         self.log("val/worse_5pct", (vs_best > 1.05).double().mean())
-
-    def configure_optimizers(self):
-        return adamw_with_warmup_cosine(self.engine.parameters(), self.hparams)
 
 
 def system_class(task: dict) -> type:

@@ -14,8 +14,9 @@ from autospec.engine.model import Engine
 from autospec.learned import build_task
 
 
-class AutospecSystem(L.LightningModule):
-    """Trains an :class:`Engine` for a task. Hyper-parameters are plain values (artifact-safe)."""
+class EngineSystem(L.LightningModule):
+    """An :class:`Engine` for a task, with plain-valued hyper-parameters (artifact-safe) and
+    AdamW with warm-up and cosine decay; subclasses say how the engine is trained."""
 
     def __init__(self, task: dict, engine: dict, probe: dict, lr: float = 1e-3, weight_decay: float = 0.0,
                  warmup_steps: int = 50, max_steps: int = 1000):
@@ -23,6 +24,16 @@ class AutospecSystem(L.LightningModule):
         self.save_hyperparameters()
         self.task = build_task(task)
         self.engine = Engine(**self.task.layout, **engine)
+
+    def configure_optimizers(self):
+        return adamw_with_warmup_cosine(self.engine.parameters(), self.hparams)
+
+
+class AutospecSystem(EngineSystem):
+    """Trains an :class:`Engine` through the task's exact loss."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
         self._baseline_cache: dict[int, torch.Tensor] = {}
 
     def forward(self, probe):
@@ -65,10 +76,6 @@ class AutospecSystem(L.LightningModule):
         self.log("val/iter_ratio_mean", ratios.mean())
         self.log("val/worse_5pct", (ratios > 1.05).double().mean())
         self.log("val/fallback_rate", torch.cat(self._val_fallbacks).double().mean())
-
-    def configure_optimizers(self):
-        return adamw_with_warmup_cosine(self.engine.parameters(), self.hparams)
-
 
 def adamw_with_warmup_cosine(parameters, hparams) -> dict:
     """AdamW (``lr``, ``weight_decay``) with a linear warm-up over ``warmup_steps`` and a cosine
