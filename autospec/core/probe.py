@@ -34,6 +34,8 @@ class Probe:
     matvecs: int  # matvecs spent per operator
     weights: torch.Tensor | None = None  # (..., m) Gauss quadrature weights τ_j² (Lanczos only; sum 1)
     size: int | torch.Tensor | None = None  # n, the operator's dimension
+    basis: torch.Tensor | None = None  # (..., m, n) orthonormal Krylov basis Q as rows (Lanczos only)
+    eigenvectors: torch.Tensor | None = None  # (..., m, m) eigenvectors S of T_m, T_m = S diag(θ) Sᵀ
 
     @property
     def theta_max(self) -> torch.Tensor:
@@ -45,6 +47,12 @@ class Probe:
 
     def top_residual(self) -> torch.Tensor:
         return self.residuals[..., -1]
+
+    def ritz_vectors(self, k: int) -> torch.Tensor:
+        """``(..., n, k)`` Ritz vectors ``Y = Qᵀ S[:, :k]`` of the k smallest Ritz values."""
+        if self.basis is None or self.eigenvectors is None:
+            raise InputValueError("this probe kept no Krylov basis (only the Lanczos probe has Ritz vectors)")
+        return self.basis.mT @ self.eigenvectors[..., :k]
 
 
 def _start_vector(op: Operator, batch_shape, generator: torch.Generator, columns: int = 1) -> torch.Tensor:
@@ -125,6 +133,8 @@ def lanczos(A, steps: int = 50, seed: int = 0) -> Probe:
         matvecs=op.matvecs - start,
         weights=S[..., 0, :].square(),
         size=op.n,
+        basis=Q[..., :k, :],
+        eigenvectors=S,
     )
 
 
