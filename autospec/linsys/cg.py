@@ -90,6 +90,7 @@ class SolveInfo(ResidualHistory, Result):
     degree: int = 0
     probe_steps: int = 0
     bounds: tuple[float, float] | None = None
+    deflated: int = 0  # Ritz vectors of the probe deflated out of CG (autospec.linsys.deflation)
     residual_checks: int = 0
     restarts: int = 0
     message: str = ""
