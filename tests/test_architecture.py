@@ -29,6 +29,7 @@ LAYERS = {
     "autospec.optim": 5,  # Muon/Shampoo: applications of the matfun wing
     "autospec.training": 5,
     "autospec.evaluation": 5,
+    "autospec.petsc": 5,  # PETSc integration: the linsys wing's polynomials inside KSP (issue 19)
     "autospec": 6,  # __init__ (re-exports) and __main__ (the command line)
 }
 WING = 4
