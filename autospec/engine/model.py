@@ -2,7 +2,8 @@
 
 Architecture (the paper's Figure 1): an embedding Φ maps every probe token (one per Ritz pair) to
 ``width`` features, a permutation-invariant backbone Θ pools the set into one vector (DeepSets,
-attention pooling, or a small Transformer followed by attention pooling), global features are
+attention pooling, a small Transformer followed by attention pooling, or a Parametric Matrix Model
+whose eigenvalues are the features, :mod:`autospec.engine.pmm`), global features are
 appended, and one head per recurrence step emits that step's corrections; a global head emits
 corrections that act on the whole polynomial (e.g. the Chebyshev interval). Every head is
 zero-initialised, so an untrained engine returns zero corrections — the task's Chebyshev baseline.
@@ -19,6 +20,7 @@ from torch import nn
 
 from autospec.errors import InputValueError
 from autospec.core.probe import Probe
+from autospec.engine.pmm import PMM
 
 TOKEN_FEATURES = 3
 GLOBAL_FEATURES = 3
@@ -85,7 +87,19 @@ class Transformer(nn.Module):
         return self.pool(flat).reshape(*lead, -1)
 
 
-BACKBONES = {"deepsets": DeepSets, "attention": AttentionPooling, "transformer": Transformer}
+BACKBONES = {"deepsets": DeepSets, "attention": AttentionPooling, "transformer": Transformer, "pmm": PMM}
+ATTENTION = ("attention", "transformer")  # the backbones that take ``heads``
+
+
+def build_backbone(name: str, width: int, depth: int, heads: int, options: dict) -> nn.Module:
+    """The backbone ``name``; ``options`` are the backbone's own settings (``PMM.options``)."""
+    if name not in BACKBONES:
+        raise InputValueError(f"unknown engine backbone {name!r}; choose one of {sorted(BACKBONES)}")
+    cls = BACKBONES[name]
+    unknown = sorted(set(options) - set(getattr(cls, "options", ())))
+    if unknown:
+        raise InputValueError(f"engine backbone {name!r} takes no setting(s) {unknown}")
+    return cls(width, depth, **({"heads": heads} if name in ATTENTION else {}), **options)
 
 
 def _mlp(d_in: int, d_hidden: int, d_out: int, depth: int) -> nn.Sequential:
@@ -96,30 +110,36 @@ def _mlp(d_in: int, d_hidden: int, d_out: int, depth: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+def _trainable(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
 class Engine(nn.Module):
     """Probe → corrections ``(global (..., G), per-step (..., S, P))``; zero at initialisation.
 
     The task's ``layout`` fixes the output shape and, when its features are not the default
-    :func:`probe_features`, the number of token and global features."""
+    :func:`probe_features`, the number of token and global features; ``options`` are settings of
+    the backbone itself (the PMM's ``matrix_size``, ``eigenvalues``, ...)."""
 
     def __init__(self, steps: int, per_step: int, global_outputs: int = 0, backbone: str = "deepsets",
                  width: int = 64, depth: int = 2, heads: int = 4, token_features: int = TOKEN_FEATURES,
-                 global_features: int = GLOBAL_FEATURES):
+                 global_features: int = GLOBAL_FEATURES, **options):
         super().__init__()
-        if backbone not in BACKBONES:
-            raise InputValueError(f"unknown engine backbone {backbone!r}; choose one of {sorted(BACKBONES)}")
         if steps < 1 or per_step < 1:
             raise InputValueError(f"engine needs steps >= 1 and per_step >= 1, got {steps}, {per_step}")
         self.steps, self.per_step, self.global_outputs = steps, per_step, global_outputs
         self.embed = _mlp(token_features, width, width, 1)
-        # attention heads: for the attention backbones only (DeepSets pools without attention)
-        self.backbone = BACKBONES[backbone](width, depth) if backbone == "deepsets" else BACKBONES[backbone](width, depth, heads)
+        self.backbone = build_backbone(backbone, width, depth, heads, options)
         self.trunk = _mlp(width + global_features, width, width, 1)
         self.step_heads = nn.ModuleList(nn.Linear(width, per_step) for _ in range(steps))
         self.global_head = nn.Linear(width, max(global_outputs, 1))
         for head in [*self.step_heads, self.global_head]:
             nn.init.zeros_(head.weight)
             nn.init.zeros_(head.bias)
+
+    def parameter_counts(self) -> dict[str, int]:
+        """Trainable parameters: ``{"total": ..., "backbone": ...}``."""
+        return {"total": _trainable(self), "backbone": _trainable(self.backbone)}
 
     def forward(self, tokens: torch.Tensor, glob: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         dtype = self.global_head.weight.dtype

@@ -40,6 +40,7 @@ def train(cfg: DictConfig) -> dict:
         max_steps=int(cfg.trainer.max_steps),
         **_plain(cfg.optim),
     )
+    print(f"engine: {cfg.engine.backbone} backbone, {system.engine.parameter_counts()} parameters", flush=True)
     loggers = _instantiate_group(cfg.get("logger"))
     callbacks = [c for c in _instantiate_group(cfg.get("callbacks"))
                  if loggers or not isinstance(c, L.pytorch.callbacks.LearningRateMonitor)]  # it needs a logger
