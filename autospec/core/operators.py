@@ -1,13 +1,13 @@
 """Linear operators: one protocol for every kind of matrix autospec accepts.
 
 An operator has ``shape``, ``dtype`` and ``device`` and applies itself to a block of vectors,
-``matmat(V)`` with ``V`` of shape ``(..., n, k)`` (torch), counting one matvec per column.
+``matmat(V)`` with ``V`` of shape ``(..., n, k)`` (torch), counting one matvec per column
+(``matmat_add`` accumulates into a buffer; fused kernels read ``csr()`` and report via ``count``).
 Algorithms never count matvecs themselves: they read ``op.matvecs``.
 
-``as_operator`` wraps NumPy arrays, SciPy sparse matrices (any format), SciPy ``LinearOperator``,
-torch dense and sparse CSR tensors, Python callables and ``Diagonal`` (batched diagonal operators
-used in training) and validates them with clear errors. Operators are real unless a caller that
-handles complex Hermitian ones (``pcg``) asks for ``complex_ok``.
+``as_operator`` wraps NumPy arrays, SciPy sparse matrices (any format), SciPy ``LinearOperator``, torch
+dense and sparse CSR tensors, Python callables and ``Diagonal`` (batched diagonal operators used in
+training), validated with clear errors; real unless a caller (``pcg``) asks for ``complex_ok``.
 
 The front doors return what they were given (:func:`torch_native`, :func:`to_caller`): **NumPy/SciPy
 input gives NumPy output, torch input gives torch output** — a result, and what a callback receives,
@@ -24,6 +24,7 @@ import scipy.sparse.linalg as spla
 import torch
 
 from autospec.core.bridge import as_linear_operator, torch_block  # noqa: F401  (re-exported: the bridge's home was here)
+from autospec.core.csr import CSRArrays, add_product, csr_arrays, csr_diagonal
 from autospec.errors import InputTypeError, InputValueError, NotSymmetricError
 
 SYMMETRY_RTOL = 1e-10  # explicit matrices: max|A - Aᵀ| <= SYMMETRY_RTOL * max|A|
@@ -59,6 +60,22 @@ class Operator:
     def matvec(self, v: torch.Tensor) -> torch.Tensor:
         """``A @ v`` for a single vector ``v`` of shape ``(..., n)``."""
         return self.matmat(v.unsqueeze(-1)).squeeze(-1)
+
+    def matmat_add(self, V: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """``out += A V`` in place, counted (CSR operators accumulate into ``out``: no temporary)."""
+        block = V if V.ndim > 1 else V.unsqueeze(-1)
+        if block.shape[-2] != self.n or out.shape != V.shape:
+            raise InputValueError(f"operator {self.shape} cannot add A·{tuple(V.shape)} into {tuple(out.shape)}")
+        self.matvecs += block.shape[-1]
+        return out if add_product(self.csr(), V, out) else out.add_(self._matmat(block).reshape(out.shape))
+
+    def csr(self) -> CSRArrays | None:
+        """CPU CSR arrays ``(crow, col, values)`` when the operator is one (fused kernels read them)."""
+        return None
+
+    def count(self, products: int) -> None:
+        """Record ``products`` matvecs a fused kernel computed from :meth:`csr`."""
+        self.matvecs += products
 
     def diagonal(self) -> torch.Tensor:
         """Diagonal of the operator (needed for Jacobi scaling)."""
@@ -112,8 +129,13 @@ class TorchMatrix(Operator):
 
     def diagonal(self):
         if self.A.layout == torch.sparse_csr:
-            return _csr_diagonal(self.A)
+            return csr_diagonal(self.A)
         return self.A.diagonal()
+
+    def csr(self):
+        if self.A.layout != torch.sparse_csr or self.A.device.type != "cpu":
+            return None
+        return csr_arrays(self.A.crow_indices(), self.A.col_indices(), self.A.values())
 
 
 class ScipyMatrix(Operator):
@@ -123,12 +145,21 @@ class ScipyMatrix(Operator):
         dtype = _TORCH_DTYPES.get(np.dtype(A.dtype))
         super().__init__(A.shape, dtype)
         self.A = A.tocsr() if sp.issparse(A) else A
+        self._csr = None
 
     def _matmat(self, V):
         return _numpy_apply(lambda M: self.A @ M, V, self.n)
 
     def diagonal(self):
         return torch.from_numpy(np.ascontiguousarray(self.A.diagonal()))
+
+    def csr(self):
+        if not sp.issparse(self.A):
+            return None
+        if self._csr is None:  # views of SciPy's arrays (sorted, duplicates summed: canonical CSR)
+            self.A.sum_duplicates()
+            self._csr = csr_arrays(*(torch.from_numpy(a) for a in (self.A.indptr, self.A.indices, self.A.data)))
+        return self._csr
 
 
 class CallableOperator(Operator):
@@ -175,15 +206,6 @@ def _numpy_apply(fn, V: torch.Tensor, n: int) -> torch.Tensor:
         raise InputValueError(f"operator returned shape {out.shape}, expected {tuple(flat.shape)}")
     res = torch.from_numpy(np.ascontiguousarray(out)).to(V.device)
     return res.reshape((n, *lead, V.shape[-1])).movedim(0, -2)
-
-
-def _csr_diagonal(A: torch.Tensor) -> torch.Tensor:
-    crow, col, val = A.crow_indices(), A.col_indices(), A.values()
-    rows = torch.repeat_interleave(torch.arange(A.shape[0], device=A.device), crow[1:] - crow[:-1])
-    diag = torch.zeros(A.shape[0], dtype=A.dtype, device=A.device)
-    mask = rows == col
-    diag[rows[mask]] = val[mask]
-    return diag
 
 
 def torch_native(*inputs) -> bool:
@@ -357,6 +379,7 @@ class SymmetricScaling(Operator):
         super().__init__(op.shape, op.dtype, op.device)
         self.inner = op
         self.d = d.to(dtype=op.dtype, device=op.device)
+        self._csr = None
 
     def _matmat(self, V):
         d = self.d.unsqueeze(-1)
@@ -364,3 +387,14 @@ class SymmetricScaling(Operator):
 
     def diagonal(self):
         return self.d**2 * self.inner.diagonal()
+
+    def csr(self):
+        """``D A D`` as CSR: A's structure with values ``d_i a_ij d_j`` (computed once, cached)."""
+        if self._csr is None:
+            inner = self.inner.csr()
+            if inner is None or self.d.device.type != "cpu":
+                return None
+            crow, col, values = inner
+            rows = torch.repeat_interleave(torch.arange(self.n, dtype=col.dtype), crow[1:] - crow[:-1])
+            self._csr = (crow, col, (self.d[rows] * values * self.d[col]).contiguous())
+        return self._csr

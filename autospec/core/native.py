@@ -1,0 +1,145 @@
+"""Fused CPU kernels: C compiled on first use (``cc -O3 -march=native -fopenmp``), loaded by ctypes.
+
+Each kernel is one pass over a CSR matrix (:meth:`Operator.csr`) and the vectors of a recurrence
+step, so a step costs its SpMV and not much more (the unfused torch step reads and writes every vector three or four
+times and allocates its temporaries). The shared library is cached under
+``$AUTOSPEC_CACHE`` (default ``~/.cache/autospec``) keyed by the source's hash; without a C compiler,
+or with ``AUTOSPEC_NATIVE=0``, :func:`library` is ``None`` and callers take the torch path.
+Threads: ``torch.get_num_threads()`` at each call.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from autospec.core.native_source import BODY, MAIN, VECTOR
+
+FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fPIC", "-shared"]
+_P, _I64, _D, _INT = ctypes.c_void_p, ctypes.c_int64, ctypes.c_double, ctypes.c_int
+_SIGNATURES = {  # name: (restype, argtypes) — matrix kernels take (n, [k,] ptr, idx, val, ...)
+    "spmm": (None, [_I64, _I64, _P, _P, _P, _D, _P, _P, _INT]),
+    "spmv_dot": (_D, [_I64, _P, _P, _P, _D, _P, _P, _INT]),
+    "three_term": (None, [_I64, _P, _P, _P, _D, _D, _D, _P, _P, _P, _P, _INT]),
+    "cheb_basis": (None, [_I64, _P, _P, _P, _D, _D, _D, _D, _INT, _P, _P, _P, _INT]),
+    "lanczos_step": (_D, [_I64, _P, _P, _P, _D, _P, _P, _P, _INT]),
+    "cg_update": (_D, [_I64, _D, _P, _P, _P, _P, _P, _INT]),
+    "direction": (None, [_I64, _D, _P, _P, _INT]),
+    "axpy_norm": (_D, [_I64, _D, _P, _P, _INT]),
+    "dot": (_D, [_I64, _P, _P, _INT]),
+}
+_VECTOR_KERNELS = ("cg_update", "direction", "axpy_norm", "dot")
+_VALUE = {torch.float64: "f64", torch.float32: "f32"}
+_INDEX = {torch.int32: "i32", torch.int64: "i64"}
+
+
+def _compile(directory: Path) -> Path:
+    target = directory / "libautospec_kernels.so"
+    if target.exists():
+        return target
+    directory.mkdir(parents=True, exist_ok=True)
+    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        raise OSError("no C compiler")
+    with tempfile.TemporaryDirectory(dir=directory) as tmp:
+        for name, text in (("body.h", BODY), ("vector.h", VECTOR), ("main.c", MAIN)):
+            Path(tmp, name).write_text(text)
+        out = Path(tmp, "lib.so")
+        for openmp in (["-fopenmp"], []):  # without libgomp: single-threaded
+            proc = subprocess.run([compiler, *FLAGS, *openmp, "-o", str(out), str(Path(tmp, "main.c"))],
+                                  capture_output=True, text=True)
+            if proc.returncode == 0:
+                break
+        else:
+            raise OSError(proc.stderr[-2000:])
+        os.replace(out, target)  # atomic: concurrent first uses never load a half-written library
+    return target
+
+
+@functools.lru_cache(maxsize=None)
+def library() -> ctypes.CDLL | None:
+    """The compiled kernels, or ``None`` when disabled (``AUTOSPEC_NATIVE=0``) or not compilable."""
+    if os.environ.get("AUTOSPEC_NATIVE", "1") == "0":
+        return None
+    digest = hashlib.sha256("\0".join([BODY, VECTOR, MAIN, *FLAGS]).encode()).hexdigest()[:16]
+    cache = Path(os.environ.get("AUTOSPEC_CACHE", Path.home() / ".cache" / "autospec"))
+    try:
+        lib = ctypes.CDLL(str(_compile(cache / f"native-{digest}")))
+    except OSError:
+        return None
+    for name, (restype, argtypes) in _SIGNATURES.items():
+        for value in _VALUE.values():
+            for index in ([""] if name in _VECTOR_KERNELS else ["_i32", "_i64"]):
+                fn = getattr(lib, f"{name}_{value}{index}")
+                fn.restype, fn.argtypes = restype, argtypes
+    return lib
+
+
+@dataclass(frozen=True)
+class CSR:
+    """A CPU CSR matrix the kernels can read: contiguous ``crow``, ``col`` (same int type), ``values``."""
+
+    crow: torch.Tensor
+    col: torch.Tensor
+    values: torch.Tensor
+
+    @property
+    def n(self) -> int:
+        return self.crow.shape[0] - 1
+
+    def fn(self, name: str):
+        """The kernel ``name`` for this matrix's value and index types."""
+        return getattr(library(), f"{name}_{_VALUE[self.values.dtype]}_{_INDEX[self.col.dtype]}")
+
+    def args(self) -> tuple[int, int, int]:
+        return self.crow.data_ptr(), self.col.data_ptr(), self.values.data_ptr()
+
+
+def csr_of(op, *vectors: torch.Tensor) -> CSR | None:
+    """``op``'s CSR arrays as a :class:`CSR` when the native kernels can run on them and on these
+    vectors (compiled library, CPU, contiguous, the matrix's dtype, no autograd), else ``None``."""
+    arrays = op.csr()
+    if arrays is None or library() is None:
+        return None
+    csr = CSR(*arrays)
+    ok = (csr.values.dtype in _VALUE and csr.col.dtype in _INDEX and csr.crow.dtype == csr.col.dtype
+          and all(v.device.type == "cpu" and v.is_contiguous() and v.dtype == csr.values.dtype and not v.requires_grad
+                  for v in vectors))
+    return csr if ok else None
+
+
+def vector_fn(name: str, dtype: torch.dtype):
+    """The vector kernel ``name`` (no matrix) for ``dtype``."""
+    return getattr(library(), f"{name}_{_VALUE[dtype]}")
+
+
+def threads() -> int:
+    return torch.get_num_threads()
+
+
+def spmm(csr: CSR, x: torch.Tensor, out: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    """``out = scale·A x`` for a contiguous ``(n,)`` or ``(n, k)`` block."""
+    k = 1 if x.ndim == 1 else x.shape[-1]
+    csr.fn("spmm")(csr.n, k, *csr.args(), scale, x.data_ptr(), out.data_ptr(), threads())
+    return out
+
+
+def ptr(t: torch.Tensor | None) -> int | None:
+    """Data pointer of a tensor (``None`` stays ``None``: a NULL argument)."""
+    return None if t is None else t.data_ptr()
+
+
+def lanczos_step(csr: CSR, q: torch.Tensor, qprev: torch.Tensor, beta: float, w: torch.Tensor) -> tuple[float, float]:
+    """``w = A q − β q_prev``, ``α = qᵀw``, ``w −= α q`` in two passes; returns ``(α, ‖w‖)``."""
+    alpha = csr.fn("lanczos_step")(csr.n, *csr.args(), beta, q.data_ptr(), qprev.data_ptr(), w.data_ptr(), threads())
+    norm2 = vector_fn("axpy_norm", w.dtype)(csr.n, alpha, q.data_ptr(), w.data_ptr(), threads())
+    return alpha, norm2 ** 0.5

@@ -1,0 +1,167 @@
+"""C source of the fused CPU kernels (compiled by :mod:`autospec.core.native`).
+
+``BODY`` is written once over the value type ``V`` and index type ``I`` and instantiated four
+times (float64/float32 values × int32/int64 indices) by ``MAIN``. Every kernel makes one pass over
+the CSR arrays and the vectors it names; vectors are row-major ``(n, k)`` blocks, reductions
+accumulate in double. ``-ffp-contract=off`` keeps each update's rounding that of the unfused torch
+expression (no FMA contraction), so fused and unfused paths agree to a few ulps per step.
+"""
+
+BODY = r"""
+/* y = scale * A x  (x, y: n x k row-major) */
+void FN(spmm)(int64_t n, int64_t k, const I *ptr, const I *idx, const V *val, double scale,
+              const V *x, V *y, int nt) {
+    if (k == 1) {
+        #pragma omp parallel for schedule(static) num_threads(nt)
+        for (int64_t i = 0; i < n; i++) {
+            V s = 0;
+            for (I j = ptr[i]; j < ptr[i + 1]; j++) s += val[j] * x[idx[j]];
+            y[i] = (V)(s * scale);
+        }
+        return;
+    }
+    #pragma omp parallel for schedule(static) num_threads(nt)
+    for (int64_t i = 0; i < n; i++) {
+        V *yi = y + i * k;
+        for (int64_t c = 0; c < k; c++) yi[c] = 0;
+        for (I j = ptr[i]; j < ptr[i + 1]; j++) {
+            const V a = val[j], *xj = x + (int64_t)idx[j] * k;
+            for (int64_t c = 0; c < k; c++) yi[c] += a * xj[c];
+        }
+        for (int64_t c = 0; c < k; c++) yi[c] = (V)(yi[c] * scale);
+    }
+}
+
+/* q = scale * A p and returns p.q  (CG's product and curvature in one pass) */
+double FN(spmv_dot)(int64_t n, const I *ptr, const I *idx, const V *val, double scale,
+                    const V *p, V *q, int nt) {
+    double dot = 0;
+    #pragma omp parallel for schedule(static) reduction(+:dot) num_threads(nt)
+    for (int64_t i = 0; i < n; i++) {
+        V s = 0;
+        for (I j = ptr[i]; j < ptr[i + 1]; j++) s += val[j] * p[idx[j]];
+        s = (V)(s * scale);
+        q[i] = s;
+        dot += (double)p[i] * s;
+    }
+    return dot;
+}
+
+/* three-term step (scale = s): rho -= A d / s;  dn = a d + b rho;  x += dn */
+void FN(three_term)(int64_t n, const I *ptr, const I *idx, const V *val, double scale, double a, double b,
+                    const V *d, V *dn, V *rho, V *x, int nt) {
+    #pragma omp parallel for schedule(static) num_threads(nt)
+    for (int64_t i = 0; i < n; i++) {
+        V s = 0;
+        for (I j = ptr[i]; j < ptr[i + 1]; j++) s += val[j] * d[idx[j]];
+        V r = rho[i] - s / (V)scale;
+        rho[i] = r;
+        V v = (V)(a * d[i]) + (V)(b * r);
+        dn[i] = v;
+        x[i] += v;
+    }
+}
+
+/* Chebyshev-basis step: t = (A u / s - theta u) / delta;  v = first ? t : 2 t - v;  y += c v */
+void FN(cheb_basis)(int64_t n, const I *ptr, const I *idx, const V *val, double scale, double theta,
+                    double delta, double c, int first, const V *u, V *v, V *y, int nt) {
+    #pragma omp parallel for schedule(static) num_threads(nt)
+    for (int64_t i = 0; i < n; i++) {
+        V s = 0;
+        for (I j = ptr[i]; j < ptr[i + 1]; j++) s += val[j] * u[idx[j]];
+        V t = (s / (V)scale - (V)theta * u[i]) / (V)delta;
+        V w = first ? t : (V)(2 * t) - v[i];
+        v[i] = w;
+        y[i] += (V)(c * w);
+    }
+}
+
+/* Lanczos: w = A q - beta qp;  returns q.w */
+double FN(lanczos_step)(int64_t n, const I *ptr, const I *idx, const V *val, double beta,
+                        const V *q, const V *qp, V *w, int nt) {
+    double dot = 0;
+    #pragma omp parallel for schedule(static) reduction(+:dot) num_threads(nt)
+    for (int64_t i = 0; i < n; i++) {
+        V s = 0;
+        for (I j = ptr[i]; j < ptr[i + 1]; j++) s += val[j] * q[idx[j]];
+        s -= (V)(beta * qp[i]);
+        w[i] = s;
+        dot += (double)q[i] * s;
+    }
+    return dot;
+}
+"""
+
+VECTOR = r"""
+/* x += alpha p;  r -= alpha q;  returns sum_i w2_i r_i^2 (w2 = NULL: weights 1) */
+double FN(cg_update)(int64_t n, double alpha, const V *p, const V *q, V *x, V *r, const V *w2, int nt) {
+    double rr = 0;
+    #pragma omp parallel for schedule(static) reduction(+:rr) num_threads(nt)
+    for (int64_t i = 0; i < n; i++) {
+        x[i] += (V)(alpha * p[i]);
+        V ri = r[i] - (V)(alpha * q[i]);
+        r[i] = ri;
+        double rd = (double)ri * ri;
+        rr += w2 ? w2[i] * rd : rd;
+    }
+    return rr;
+}
+
+/* p = z + beta p */
+void FN(direction)(int64_t n, double beta, const V *z, V *p, int nt) {
+    #pragma omp parallel for schedule(static) num_threads(nt)
+    for (int64_t i = 0; i < n; i++) p[i] = z[i] + (V)(beta * p[i]);
+}
+
+/* w -= alpha q;  returns |w|^2 */
+double FN(axpy_norm)(int64_t n, double alpha, const V *q, V *w, int nt) {
+    double nn = 0;
+    #pragma omp parallel for schedule(static) reduction(+:nn) num_threads(nt)
+    for (int64_t i = 0; i < n; i++) {
+        V wi = w[i] - (V)(alpha * q[i]);
+        w[i] = wi;
+        nn += (double)wi * wi;
+    }
+    return nn;
+}
+
+/* returns u.v */
+double FN(dot)(int64_t n, const V *u, const V *v, int nt) {
+    double s = 0;
+    #pragma omp parallel for schedule(static) reduction(+:s) num_threads(nt)
+    for (int64_t i = 0; i < n; i++) s += (double)u[i] * v[i];
+    return s;
+}
+"""
+
+MAIN = r"""
+#include <stdint.h>
+#include <stddef.h>
+#define V double
+#define FN(name) name##_f64
+#include "vector.h"
+#undef FN
+#define FN(name) name##_f64_i32
+#define I int32_t
+#include "body.h"
+#undef FN
+#undef I
+#define FN(name) name##_f64_i64
+#define I int64_t
+#include "body.h"
+#undef FN
+#undef I
+#undef V
+#define V float
+#define FN(name) name##_f32
+#include "vector.h"
+#undef FN
+#define FN(name) name##_f32_i32
+#define I int32_t
+#include "body.h"
+#undef FN
+#undef I
+#define FN(name) name##_f32_i64
+#define I int64_t
+#include "body.h"
+"""
