@@ -37,19 +37,22 @@ def make_batch(seed: int, batch_size: int, n_range: tuple[int, int], kappa_range
 
 
 class SpectraStream(IterableDataset):
-    """Endless stream of batches; batch i of worker w uses seed ``base + i·workers + w``, starting
-    at ``i = start`` (the global step, so a resumed run continues the stream instead of replaying it)."""
+    """Endless stream of batches; batch i of worker w on rank r (of ``world`` DDP ranks) uses seed
+    ``base + (i·world + r)·workers + w``, starting at ``i = start`` (the global step, so a resumed run
+    continues the stream instead of replaying it). Distinct seeds on every rank and worker: no two
+    processes train on the same spectra (one process: ``base + i·workers + w``, as before DDP)."""
 
-    def __init__(self, seed: int, start: int = 0, **batch_kwargs):
+    def __init__(self, seed: int, start: int = 0, rank: int = 0, world: int = 1, **batch_kwargs):
         super().__init__()
         self.seed, self.start, self.batch_kwargs = seed, start, batch_kwargs
+        self.rank, self.world = int(rank), int(world)
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
         workers, wid = (info.num_workers, info.id) if info else (1, 0)
         i = self.start
         while True:
-            yield make_batch(self.seed + i * workers + wid, **self.batch_kwargs)
+            yield make_batch(self.seed + ((i * self.world + self.rank) * workers + wid), **self.batch_kwargs)
             i += 1
 
 
@@ -92,8 +95,10 @@ class SpectraDataModule(L.LightningDataModule):
                                         n_range=self.val_n_range, **self.common)
 
     def train_dataloader(self):
-        start = self.trainer.global_step if self.trainer is not None else 0
-        stream = SpectraStream(self.seed, start, batch_size=self.batch_size, n_range=self.n_range, **self.common)
+        trainer = self.trainer
+        start, rank, world = (trainer.global_step, trainer.global_rank, trainer.world_size) if trainer else (0, 0, 1)
+        stream = SpectraStream(self.seed, start, rank, world, batch_size=self.batch_size, n_range=self.n_range,
+                               **self.common)
         return DataLoader(stream, batch_size=None, num_workers=self.num_workers, collate_fn=_keep,
                           persistent_workers=self.num_workers > 0)
 

@@ -20,7 +20,7 @@ from autospec.core.probe import Probe
 from autospec.errors import InputValueError
 from autospec.learned import build_task
 from autospec.linsys.labels import label_costs, load_labels
-from autospec.training.system import AutospecSystem, EngineSystem
+from autospec.training.system import AutospecSystem, EngineSystem, gathered
 
 
 class LabelledSet(Dataset):
@@ -100,7 +100,7 @@ class ChoiceSystem(EngineSystem):
         self._vs_start, self._vs_best = [], []
 
     def on_validation_epoch_end(self):
-        vs_start, vs_best = torch.cat(self._vs_start), torch.cat(self._vs_best)
+        vs_start, vs_best = gathered(self, self._vs_start), gathered(self, self._vs_best)  # all DDP ranks
         self.log("val/log_ratio", vs_start.log().mean(), prog_bar=True)  # geometric mean vs the classical start
         self.log("val/iter_ratio", vs_start.median(), prog_bar=True)
         self.log("val/vs_best_classical", vs_best.median(), prog_bar=True)

@@ -70,12 +70,21 @@ class AutospecSystem(EngineSystem):
         self._val_ratios, self._val_fallbacks = [], []
 
     def on_validation_epoch_end(self):
-        ratios = torch.cat(self._val_ratios)
+        ratios = gathered(self, self._val_ratios)
         self.log("val/log_ratio", ratios.log().mean(), prog_bar=True)  # geometric mean: gains and losses weigh alike
         self.log("val/iter_ratio", ratios.median(), prog_bar=True)
         self.log("val/iter_ratio_mean", ratios.mean())
         self.log("val/worse_5pct", (ratios > 1.05).double().mean())
-        self.log("val/fallback_rate", torch.cat(self._val_fallbacks).double().mean())
+        self.log("val/fallback_rate", gathered(self, [f.double() for f in self._val_fallbacks]).mean())
+
+
+def gathered(module: L.LightningModule, parts: list[torch.Tensor]) -> torch.Tensor:
+    """A validation epoch's per-batch values, concatenated over every DDP rank (each rank validates
+    its shard), so the metrics are those of the whole validation set, as in one process."""
+    values = torch.cat(parts)
+    if module.trainer is not None and module.trainer.world_size > 1:
+        values = module.all_gather(values).reshape(-1)
+    return values
 
 def adamw_with_warmup_cosine(parameters, hparams) -> dict:
     """AdamW (``lr``, ``weight_decay``) with a linear warm-up over ``warmup_steps`` and a cosine

@@ -57,9 +57,12 @@ def train(cfg: DictConfig) -> dict:
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if torch.as_tensor(v).numel() == 1}
     if best and trainer.checkpoint_callback.best_model_score is not None:
         metrics["best/val_log_ratio"] = float(trainer.checkpoint_callback.best_model_score)
-    artifact = export_system(system, Path(cfg.export_dir) / cfg.name,
-                             {"metrics": metrics, "global_step": step, "seed": int(cfg.seed),
-                              "data": _plain(cfg.data)})
+    target = Path(cfg.export_dir) / cfg.name
+    artifact = target.with_suffix(".json")  # the path export_system returns
+    if trainer.is_global_zero:  # DDP: every rank holds the same weights; one writes the artifact
+        artifact = export_system(system, target, {"metrics": metrics, "global_step": step, "seed": int(cfg.seed),
+                                                  "data": _plain(cfg.data)})
+    trainer.strategy.barrier("export")
     for logger in trainer.loggers:
         if hasattr(logger, "experiment") and type(logger).__name__ == "WandbLogger":
             logger.experiment.finish()
