@@ -58,6 +58,7 @@ from autospec.evaluation.runner import (
     run_cases,
     check_settings,
     describe,
+    shard_of,
     write_rows,
 )
 from autospec.core.recurrences import chebyshev_three_term, evaluate
@@ -262,8 +263,12 @@ def evaluate_linsys(
     oracle_shortlist: int = SHORTLIST,
     plots: bool = True,
     progress: bool = True,
+    shard: int = 0,
+    shards: int = 1,
 ) -> Evaluation:
     """Evaluate CG, Chebyshev, autospec and the oracle on every matrix; write the outputs.
+    ``shard``/``shards``: only the matrices ``shard, shard + shards, ...`` (one job of a sweep,
+    :mod:`autospec.evaluation.sweep`).
 
     A matrix that cannot be read or is not SPD yields rows whose ``error`` says why; an engine
     that cannot be loaded fails only the ``autospec`` rows.
@@ -284,9 +289,10 @@ def evaluate_linsys(
     meta = {"engine": engine_name, "degree": cfg["degree"], "rtol": cfg["rtol"], "maxiter": cfg["maxiter"],
             "seed": cfg["seed"], "engine_error": engine_error}
     csv_path, md_path = out / "results.csv", out / "results.md"
-    sources = matrix_sources(matrix_dir, files, suite, gallery, progress)
+    sources = shard_of(matrix_sources(matrix_dir, files, suite, gallery, progress), shard, shards)
     if not sources:
-        raise InputValueError("nothing to evaluate: set matrix_dir, files, suite or gallery")
+        raise InputValueError("nothing to evaluate: set matrix_dir, files, suite or gallery"
+                              + (f" (or fewer shards: shard {shard} of {shards} is empty)" if shards > 1 else ""))
 
     def run_source(source) -> tuple[list[Row], list]:
         matrix, err = None, source.error
@@ -349,7 +355,7 @@ def print_summary(result: Evaluation) -> None:
 def evaluate_config(cfg: Mapping) -> Evaluation:
     """Run :func:`evaluate_linsys` from the ``eval`` block of ``conf/evaluate.yaml`` and print the summary."""
     keys = ("matrix_dir", "files", "suite", "gallery", "engine", "degree", "probe_steps", "scalings", "rtol",
-            "maxiter", "seed", "oracle_max_n", "oracle_ks", "oracle_shortlist", "plots")
+            "maxiter", "seed", "oracle_max_n", "oracle_ks", "oracle_shortlist", "plots", "shard", "shards")
     check_settings("eval", cfg, ("output_dir", *keys))
     result = evaluate_linsys(cfg["output_dir"], **{k: cfg[k] for k in keys if k in cfg})
     print_summary(result)

@@ -136,6 +136,15 @@ def matrix_sources(matrix_dir: str | Path | None = None, files: Iterable[str | P
     return sources
 
 
+def shard_of(items: Sequence, shard: int = 0, shards: int = 1) -> list:
+    """Items ``shard, shard + shards, ...`` (round-robin, so large and small matrices spread evenly)."""
+    if isinstance(shards, bool) or not isinstance(shards, int) or shards < 1:
+        raise InputValueError(f"eval.shards must be an integer >= 1, got {shards!r}")
+    if isinstance(shard, bool) or not isinstance(shard, int) or not 0 <= shard < shards:
+        raise InputValueError(f"eval.shard must be an integer in [0, {shards}), got {shard!r}")
+    return list(items)[shard::shards]
+
+
 def warn(message: str) -> None:
     """A warning line that does not break the progress bar."""
     tqdm.write(f"warning: {message}")
