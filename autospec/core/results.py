@@ -24,6 +24,8 @@ class Result:
     seconds: float = 0.0
     fallback: str | None = None  # why a learned method used its classical start instead (None: it did not)
     history: list = field(default_factory=list)  # residual (or error) after each iteration
+    probe_seconds: float = 0.0  # wall time of the spectral probe (0: no probe)
+    probe_spmv_equivalents: float = 0.0  # that time in units of one of the probe's own products with A
 
     @property
     def iterations(self) -> int:

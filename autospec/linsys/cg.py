@@ -1,8 +1,9 @@
 """Preconditioned conjugate gradients.
 
 ``cg_steps`` is the bare recurrence (batched over leading dims and right-hand-side columns,
-differentiable): training unrolls it on ``diag(λ)``, ``pcg`` drives it with SciPy's stopping rule
-``‖r_k‖ <= max(rtol‖b‖, atol)`` and turns breakdowns into clear exceptions::
+differentiable): training unrolls it on ``diag(λ)``. ``pcg`` drives the same recurrence — fused and
+in place (:mod:`autospec.kernels.cg`) for real CSR operators on CPU and anything on CUDA — with
+SciPy's stopping rule ``‖r_k‖ <= max(rtol‖b‖, atol)`` and turns breakdowns into clear exceptions::
 
     r_0 = b − A x_0, z_0 = M r_0, p_0 = z_0
     α_k = r_kᵀz_k / p_kᵀA p_k,  x_{k+1} = x_k + α_k p_k,  r_{k+1} = r_k − α_k A p_k
@@ -14,7 +15,7 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import dataclass
-from typing import Callable, Iterator, NamedTuple
+from typing import Callable, Iterator
 
 import numpy as np
 import scipy.sparse.linalg as spla
@@ -24,16 +25,10 @@ from autospec.core.operators import Operator, as_operator, as_rhs, to_caller, to
 from autospec.core.results import ResidualHistory, Result
 from autospec.core.validate import float_dtype, integer, tolerances
 from autospec.errors import BreakdownError, InputTypeError, InputValueError, NotPositiveDefiniteError, ToleranceWarning
+from autospec.kernels.cg import CGStep, fusable, fused_cg_steps
 from autospec.linsys.preconditioners import PolynomialPreconditioner
 
 Apply = Callable[[torch.Tensor], torch.Tensor]
-
-
-class CGStep(NamedTuple):
-    x: torch.Tensor  # iterate x_{k+1}
-    r: torch.Tensor  # recursively updated residual r_{k+1}
-    curvature: torch.Tensor  # p_kᵀ A p_k, shape (..., 1, k)
-    rz: torch.Tensor  # r_kᵀ z_k used for α_k
 
 
 def _dot(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -173,16 +168,19 @@ def pcg(
     true = (W * r).norm(dim=0)
     info.residual_history.append(_rel(true, bnorm))
     info.converged = bool((true <= target).all())
+    fused = fusable(op, B)
     while not info.converged and info.outer_iters < maxiter:
         rnorm, sign = true, None
-        for step in cg_steps(op.matmat, B, x, precond, r0=r):
+        steps = (fused_cg_steps(op, B, x, precond, r, residual_weights) if fused
+                 else cg_steps(op.matmat, B, x, precond, r0=r))
+        for step in steps:
             info.outer_iters += 1
             sign = _check_breakdown(step, info.outer_iters, rnorm > 0, sign)
             x, r = step.x, step.r
-            rnorm = (W * r).norm(dim=0)
+            rnorm = (W * r).norm(dim=0) if step.rnorm is None else step.rnorm
             info.residual_history.append(_rel(rnorm, bnorm))
             if callback is not None:
-                callback(out(x))
+                callback(out(x.clone() if fused else x))  # the fused iteration updates x in place
             if bool((rnorm <= target).all()) or info.outer_iters >= maxiter:
                 break
         r = B - op.matmat(x)  # the true residual: the recursive one may have drifted

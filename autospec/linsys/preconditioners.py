@@ -19,6 +19,7 @@ from autospec.core.probe import Probe, lanczos
 from autospec.core.validate import integer
 from autospec.core.recurrences import ChebyshevBasis, ThreeTerm, chebyshev_three_term, evaluate
 from autospec.errors import NotPositiveDefiniteError
+from autospec.kernels import polynomial
 
 SAFEGUARD_GRID = 2001  # points of the positivity check on [0, 1.05 s] (uniform + geometric)
 SAFEGUARD_MARGIN = 1.05
@@ -44,6 +45,8 @@ class PolynomialPreconditioner:
 
     def __call__(self, r: torch.Tensor) -> torch.Tensor:
         s = self.scale
+        if polynomial.supported(self.poly, r):  # fused, in place (autospec.kernels.polynomial)
+            return polynomial.apply(self.poly, self.op, r, s)
         return self.poly.apply(lambda V: self.op.matmat(V) / s, r) / s
 
     def polynomial(self, lam) -> torch.Tensor:

@@ -120,7 +120,7 @@ def solve(
 
     matvecs0 = op.matvecs
     fallback, interval, steps = None, None, 0
-    sketched = None
+    sketched, probe = None, None
     if method == "nystrom":
         sketched = nystrom_setup(op, scaling, rank=rank, seed=seed, polynomial=polynomial, engine=engine,
                                  degree=degree, probe_steps=probe_steps, bounds=bounds)
@@ -146,6 +146,8 @@ def solve(
     info.method = method
     info.degree = getattr(M, "degree", 0) if method != "cg" else 0
     info.probe_steps, info.fallback, info.bounds = steps, fallback, interval
+    if probe is not None:
+        info.probe_seconds, info.probe_spmv_equivalents = probe.seconds, probe.spmv_equivalents or 0.0
     info.seconds = time.perf_counter() - start
     return to_caller(x, numpy_out), info
 

@@ -1,0 +1,116 @@
+"""Fast application of a polynomial preconditioner ``M r = p(A/s) r / s``: one SpMV and one fused
+in-place update per degree, the same recurrences as :mod:`autospec.core.recurrences`::
+
+    three-term:  ρ −= A d / s,  d ← α_k d + β_k ρ,  x += d        (x_0 = d_0 = c_0 r, ρ_0 = r)
+    basis:       t = (A u / s − θ u)/δ,  v ← 2t − v (t at k = 1),  y += c_k v,  u ↔ v
+
+Three paths, chosen by the operands: a vector on a CPU CSR operator runs the C kernels of
+:mod:`autospec.core.native` (one pass per degree); on CUDA the whole application is captured
+once per (shape, dtype) as a CUDA graph and replayed (one launch per application, products
+counted per replay); anything else (blocks, other operators) runs in-place torch operations
+(:meth:`Operator.matmat_add`, no temporaries). Coefficients must be one polynomial (no batch
+of operators) and need no gradient — otherwise the caller keeps the differentiable recurrence.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from autospec.core import native
+from autospec.core.operators import Operator
+from autospec.core.recurrences import ChebyshevBasis, ThreeTerm
+
+Poly = ThreeTerm | ChebyshevBasis
+
+
+def supported(poly: Poly, r: torch.Tensor) -> bool:
+    """Whether :func:`apply` takes ``poly`` and ``r``: scalar coefficients, no autograd, a real dtype."""
+    coefficients = poly.flat()
+    return (coefficients.ndim == 1 and not coefficients.requires_grad and not r.requires_grad
+            and r.dtype in (torch.float64, torch.float32) and r.ndim in (1, 2))
+
+
+def apply(poly: Poly, op: Operator, r: torch.Tensor, scale: float) -> torch.Tensor:
+    """``p(A/s) r / s`` for a vector ``(n,)`` or block ``(n, k)`` (a new tensor; ``r`` is not modified)."""
+    r = r.contiguous()
+    if r.device.type == "cuda":
+        return _graph(poly, op, r, scale)
+    csr = native.csr_of(op, r) if (r.ndim == 1 or r.shape[1] == 1) else None
+    return _steps(poly, op, r, scale, csr).div_(scale)
+
+
+def _steps(poly: Poly, op: Operator, r: torch.Tensor, scale: float, csr: native.CSR | None) -> torch.Tensor:
+    if isinstance(poly, ThreeTerm):
+        return _three_term(poly, op, r, scale, csr)
+    return _basis(poly, op, r, scale, csr)
+
+
+def _three_term(poly: ThreeTerm, op: Operator, r, s: float, csr) -> torch.Tensor:
+    c0, alpha, beta = float(poly.c0), poly.alpha.tolist(), poly.beta.tolist()
+    x = torch.mul(r, c0)
+    d, rho, t = x.clone(), r.clone(), torch.empty_like(r)
+    for a, b in zip(alpha, beta):
+        if csr is not None:
+            op.count(1)
+            csr.fn("three_term")(csr.n, *csr.args(), s, a, b, d.data_ptr(), t.data_ptr(), rho.data_ptr(),
+                                 x.data_ptr(), native.threads())
+            d, t = t, d
+            continue
+        op.matmat_add(d, t.zero_())
+        rho.sub_(t.div_(s))
+        d.mul_(a).add_(rho, alpha=b)
+        x.add_(d)
+    return x
+
+
+def _basis(poly: ChebyshevBasis, op: Operator, z, s: float, csr) -> torch.Tensor:
+    c = poly.c.tolist()
+    theta, delta = float((poly.a + poly.b) / 2), float((poly.b - poly.a) / 2)
+    y = torch.mul(z, c[0])
+    u, v, t = z.clone(), torch.empty_like(z), torch.empty_like(z)  # u = w_k; v = w_{k−1}, overwritten by w_{k+1}
+    for k, ck in enumerate(c[1:], start=1):
+        if csr is not None:
+            op.count(1)
+            csr.fn("cheb_basis")(csr.n, *csr.args(), s, theta, delta, ck, int(k == 1), u.data_ptr(), v.data_ptr(),
+                                 y.data_ptr(), native.threads())
+        else:
+            op.matmat_add(u, t.zero_()).div_(s).sub_(u, alpha=theta).div_(delta)
+            v.copy_(t) if k == 1 else v.mul_(-1).add_(t, alpha=2)
+            y.add_(v, alpha=ck)
+        u, v = v, u
+    return y
+
+
+def _graph(poly: Poly, op: Operator, r: torch.Tensor, scale: float) -> torch.Tensor:
+    """CUDA: capture the fixed-degree application once, then one graph launch per call (eager on failure).
+
+    The graphs live on the operator, keyed by the polynomial's coefficients, scale, shape and dtype."""
+    poly = type(poly)(*(getattr(poly, f.name).cpu() for f in dataclasses.fields(poly)))  # no syncs in the capture
+    graphs = op.__dict__.setdefault("_cuda_graphs", {})
+    key = (type(poly), tuple(poly.flat().tolist()), scale, tuple(r.shape), r.dtype, r.device)
+    if key not in graphs:
+        static_in = r.clone()
+        matvecs = op.matvecs
+        try:
+            stream = torch.cuda.Stream()
+            stream.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(stream):  # warm-up (cuSPARSE buffers) outside the capture
+                _steps(poly, op, static_in, scale, None)
+            torch.cuda.current_stream().wait_stream(stream)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                static_out = _steps(poly, op, static_in, scale, None).div_(scale)
+            graphs[key] = (graph, static_in, static_out)
+        except RuntimeError:
+            graphs[key] = None
+        op.matvecs = matvecs  # the warm-up and the capture are not products of this call
+    entry = graphs[key]
+    if entry is None:
+        return _steps(poly, op, r, scale, None).div_(scale)
+    graph, static_in, static_out = entry
+    static_in.copy_(r)
+    graph.replay()
+    op.count(poly.degree * (1 if r.ndim == 1 else r.shape[1]))
+    return static_out.clone()

@@ -1,0 +1,186 @@
+"""Fused kernels (issue 16) against the unfused reference recurrences: polynomial application, the
+PCG iteration, the partially reorthogonalised probe and the in-place CSR products (float64, 1e-12)."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+import autospec
+from autospec.core import native
+from autospec.core.operators import SymmetricScaling, as_operator
+from autospec.core.probe import lanczos
+from autospec.core.recurrences import chebyshev_basis_preconditioner, chebyshev_three_term
+from autospec.kernels import cg as fused_cg
+from autospec.kernels import polynomial
+from autospec.linsys.cg import cg_steps
+
+from conftest import poisson2d
+
+
+def random_sparse_spd(n: int, seed: int) -> sp.csr_matrix:
+    """Random symmetric sparse matrix, diagonally dominant (SPD), unsorted structure."""
+    rng = np.random.default_rng(seed)
+    B = sp.random(n, n, density=5 / n, random_state=rng, format="csr")
+    A = B + B.T
+    return (A + sp.diags(np.asarray(abs(A).sum(axis=1)).ravel() + rng.uniform(0.1, 1.0, n))).tocsr()
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).abs().max() / b.abs().max())
+
+
+@pytest.fixture(params=["native", "torch"])
+def path(request, monkeypatch):
+    """Run a test on the C kernels and on the in-place torch fallback."""
+    if request.param == "native":
+        if native.library() is None:
+            pytest.skip("no C compiler: the native kernels are off")
+    else:
+        monkeypatch.setattr(native, "csr_of", lambda *args: None)
+    return request.param
+
+
+@pytest.mark.parametrize("form", ["three_term", "basis"])
+@pytest.mark.parametrize("shape", [(), (1,), (3,)])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_polynomial_application_matches_the_reference_recurrence(path, form, shape, seed):
+    A = random_sparse_spd(400, seed)
+    op = as_operator(A)
+    s = float(abs(A).sum(axis=1).max())
+    a, b = torch.tensor(0.01), torch.tensor(1.0)
+    poly = chebyshev_three_term(a, b, 9) if form == "three_term" else chebyshev_basis_preconditioner(a, b, 9)
+    r = torch.randn(400, *shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    block = r if r.ndim == 2 else r.unsqueeze(-1)
+    reference = (poly.apply(lambda V: op.matmat(V) / s, block) / s).reshape(r.shape)
+    before, kept = op.matvecs, r.clone()
+    fast = polynomial.apply(poly, op, r, s)
+    assert op.matvecs - before == 9 * block.shape[-1]
+    assert _rel(fast, reference) <= 1e-12
+    assert torch.equal(r, kept)  # the input is not modified
+
+
+def _cg_run(steps, k: int):
+    """``(x, r, pᵀAp, rᵀz)`` of the first k steps (copies: the fused iteration works in place)."""
+    return [tuple(t.clone() for t in step[:4]) for _, step in zip(range(k), steps)]
+
+
+@pytest.mark.parametrize("preconditioned", [False, True])
+@pytest.mark.parametrize("columns", [1, 3])
+def test_fused_cg_matches_the_reference_iteration(path, preconditioned, columns):
+    A = random_sparse_spd(500, 3)
+    op = as_operator(A)
+    b = torch.randn(500, columns, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    M = None
+    if preconditioned:
+        poly, s = chebyshev_three_term(torch.tensor(0.05), torch.tensor(1.0), 4), float(abs(A).sum(axis=1).max())
+        M = (lambda R: poly.apply(lambda V: op.matmat(V) / s, R) / s)
+    weights = torch.rand(500, 1, generator=torch.Generator().manual_seed(4), dtype=torch.float64) + 0.5
+    reference = _cg_run(cg_steps(op.matmat, b, torch.zeros_like(b), M, r0=b.clone()), 25)
+    fused = _cg_run(fused_cg.fused_cg_steps(op, b, torch.zeros_like(b), M, b.clone(), weights), 25)
+    # normwise, against each quantity's first value (r, rᵀz and pᵀAp shrink by orders of magnitude)
+    for i in range(4):
+        scale = reference[0][i].abs().max()
+        error = max(float((f[i] - ref[i]).abs().max()) for f, ref in zip(fused, reference))
+        assert error <= 1e-12 * float(scale), (i, error / float(scale))
+    for _, step in zip(range(5), fused_cg.fused_cg_steps(op, b, torch.zeros_like(b), M, b.clone(), weights)):
+        torch.testing.assert_close(step.rnorm, (weights * step.r).norm(dim=0), rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("method", ["cg", "chebyshev"])
+def test_solve_is_the_same_fused_or_not(method, monkeypatch):
+    A = poisson2d(24)
+    b = np.random.default_rng(0).standard_normal(A.shape[0])
+    x_fused, info_fused = autospec.solve(A, b, method=method, rtol=1e-10, scaling="jacobi")
+    monkeypatch.setattr("autospec.linsys.cg.fusable", lambda *args: False)
+    monkeypatch.setattr(polynomial, "supported", lambda *args: False)
+    x_ref, info_ref = autospec.solve(A, b, method=method, rtol=1e-10, scaling="jacobi")
+    assert info_fused.outer_iters == info_ref.outer_iters and info_fused.matvecs == info_ref.matvecs
+    assert np.abs(x_fused - x_ref).max() <= 1e-12 * np.abs(x_ref).max()
+    assert info_fused.converged and abs(info_fused.rel_residual - info_ref.rel_residual) <= 1e-12
+    if method == "chebyshev":
+        assert info_fused.probe_seconds > 0 and info_fused.probe_spmv_equivalents > 0
+
+
+def test_callbacks_get_a_snapshot_of_x_not_the_buffer():
+    A = torch.from_numpy(poisson2d(10).toarray()).to_sparse_csr()
+    b = torch.ones(100, dtype=torch.float64)
+    seen = []
+    autospec.pcg(A, b, rtol=1e-10, callback=seen.append)
+    assert len(seen) > 3 and not torch.equal(seen[0], seen[-1])
+
+
+def _outlier_spectrum(n: int) -> sp.csr_matrix:
+    """Bulk in [1, 2] and ten large outliers: Ritz values converge fast, orthogonality is lost early."""
+    return sp.diags(np.concatenate([np.linspace(1, 2, n - 10), np.logspace(3, 5, 10)])).tocsr()
+
+
+@pytest.mark.parametrize("A", [poisson2d(40), random_sparse_spd(1500, 5), _outlier_spectrum(3000)],
+                         ids=["poisson", "random", "outliers"])
+def test_partial_reorthogonalisation_keeps_the_ritz_values(A):
+    full, partial = lanczos(A, 50, seed=3, reorth="full"), lanczos(A, 50, seed=3, reorth="partial")
+    assert partial.steps == full.steps and partial.matvecs >= full.matvecs
+    assert float((partial.ritz - full.ritz).abs().max() / full.ritz[-1]) <= 1e-10
+    assert float((partial.weights - full.weights).abs().max()) <= 1e-8
+    assert partial.seconds > 0 and partial.spmv_equivalents > 0
+
+
+def test_partial_probe_rebuilds_its_basis_for_ritz_vectors():
+    A = poisson2d(30)
+    full, partial = lanczos(A, 30, seed=1, reorth="full"), lanczos(A, 30, seed=1, reorth="partial")
+    assert partial.basis is None and partial.reorthogonalisations == 0
+    Y = partial.ritz_vectors(3)
+    residual = torch.from_numpy(A @ Y.numpy()) - Y * partial.ritz[:3]
+    torch.testing.assert_close(residual.norm(dim=0), full.residuals[:3], rtol=1e-6, atol=1e-10)
+
+
+def test_reorthogonalising_probe_builds_the_basis_by_replay():
+    pr = lanczos(_outlier_spectrum(3000), 40, seed=0, reorth="partial")
+    assert pr.reorthogonalisations > 0 and pr.basis is not None
+    Q = pr.basis
+    assert float((Q @ Q.mT - torch.eye(Q.shape[0], dtype=Q.dtype)).abs().max()) <= 1e-7
+
+
+def test_in_place_products_and_the_scaled_csr():
+    A = random_sparse_spd(300, 7)
+    op = as_operator(A)
+    V = torch.randn(300, 2, dtype=torch.float64)
+    out = torch.ones(300, 2, dtype=torch.float64)
+    op.matmat_add(V, out)
+    assert op.matvecs == 2
+    torch.testing.assert_close(out, 1 + torch.from_numpy(A @ V.numpy()), rtol=1e-14, atol=1e-14)
+    d = torch.rand(300, dtype=torch.float64) + 0.5
+    crow, col, values = SymmetricScaling(op, d).csr()
+    scaled = sp.csr_matrix((values.numpy(), col.numpy(), crow.numpy()), shape=A.shape)
+    np.testing.assert_allclose(scaled.toarray(), (d.numpy()[:, None] * A.toarray()) * d.numpy(), rtol=1e-15)
+
+
+def test_dtype_policy_is_explicit_and_never_downcasts():
+    from autospec import errors
+    from autospec.kernels.policy import DtypePolicy
+
+    with pytest.raises(errors.InputTypeError, match="downcast"):
+        DtypePolicy(torch.float64, torch.float32)
+    with pytest.raises(errors.InputTypeError):
+        DtypePolicy(torch.float32, torch.bfloat16)
+    op = as_operator(poisson2d(8))  # float64
+    b = torch.ones(64, 1, dtype=torch.float32)
+    with pytest.raises(errors.InputTypeError, match="explicitly"):
+        next(fused_cg.fused_cg_steps(op, b, torch.zeros_like(b), None, b.clone(), policy=DtypePolicy.native(torch.float32)))
+
+
+@pytest.mark.parametrize("storage", [torch.float32, torch.bfloat16])
+def test_low_precision_storage_with_wide_accumulation_converges(storage):
+    from autospec.kernels.policy import DtypePolicy
+
+    A64 = torch.from_numpy(random_sparse_spd(200, 9).toarray())
+    op = as_operator(A64.to(storage))  # the caller's explicit conversion
+    b = torch.randn(200, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    policy = DtypePolicy(storage, torch.float64)
+    steps = fused_cg.fused_cg_steps(op, b.to(storage), torch.zeros(200, 2, dtype=storage), None, b.to(storage),
+                                    policy=policy)
+    for _, step in zip(range(40), steps):
+        assert step.x.dtype == storage and step.rz.dtype == torch.float64
+    x = step.x.double()
+    floor = 1e-5 if storage == torch.float32 else 3e-2  # the storage's rounding of A, b and x
+    assert float((b - A64 @ x).norm() / b.norm()) <= floor
