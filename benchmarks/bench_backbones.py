@@ -2,17 +2,19 @@
 Parametric Matrix Model (dense and tridiagonal), two sizes each, trained on the same data for the
 same steps, from one run.
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_backbones.py [--steps 600] [--spectra 40] [--operators 16]
-                                                           [--matfun-steps 60] [--matfun-cases 24] [--only pmm-8,deepsets-64]
+    OMP_NUM_THREADS=1 python benchmarks/bench_backbones.py [--steps 400] [--spectra 40] [--operators 16]
+                                                           [--matfun-steps 40] [--matfun-cases 16] [--only pmm-8,deepsets-64]
+                                                           [--seeds 0,1,2]
 
 Every engine is trained by ``autospec.training.train`` (the ``train.py`` path) in a temporary
 directory — the shipped checkpoints are not touched — and exported; the artifact is then loaded
 like a user's. Two families:
 
 * ``linsys`` — the linsys choice engine (``experiment=linsys_d10``: the labelled set
-  ``data/linsys-labels.safetensors``, seed 0, ``--steps`` steps, validation every 100 steps, the
-  best validated weights exported). Validation metric: the geometric-mean PCG-iteration ratio of
-  the chosen candidate vs the ritz-Chebyshev start (``exp(best val/log_ratio)``, lower is better).
+  ``data/linsys-labels.safetensors``, ``--steps`` steps, validation every 100 steps, the best
+  validated weights exported; the seed also draws the labelled set's train/validation split).
+  Validation metric: the geometric-mean PCG-iteration ratio of the chosen candidate vs the
+  ritz-Chebyshev start (``exp(best val/log_ratio)``, lower is better).
   Held out (the sets of ``bench_engine.py``, never seen in training; their exact labels computed
   once and shared by all engines): median and geometric-mean outer iterations of the engine's
   polynomial (safeguard included) over the better of the two Chebyshev bounds, and the share of
@@ -72,9 +74,10 @@ ENGINES = {  # name → engine settings (conf/engine/*.yaml keys)
 }
 
 
-def fit(experiment: str, engine: dict, steps: int, val_every: int, out: Path) -> tuple[dict, float]:
+def fit(experiment: str, engine: dict, steps: int, val_every: int, seed: int, out: Path) -> tuple[dict, float]:
     """Train one engine through ``train(cfg)``; returns ``(train's result, wall seconds)``."""
-    overrides = [f"experiment={experiment}", f"engine={engine['backbone']}", "logger=none", "callbacks.progress_bar=null",
+    overrides = [f"experiment={experiment}", f"seed={seed}", f"engine={engine['backbone']}", "logger=none",
+                 "callbacks.progress_bar=null",
                  "+trainer.enable_progress_bar=false", f"trainer.max_steps={steps}", f"trainer.val_check_interval={val_every}"]
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         cfg = compose(config_name="train", overrides=overrides, return_hydra_config=True)
@@ -136,13 +139,14 @@ def _geomean(xs) -> float:
     return math.exp(statistics.fmean(math.log(x) for x in xs))
 
 
-def run_family(family: str, names: list[str], steps: int, val_every: int, held, root: Path) -> list[dict]:
+def run_family(family: str, names: list[str], steps: int, val_every: int, seeds: list[int], held, root: Path) -> list[dict]:
     experiment = {"linsys": "linsys_d10", "matfun": "matfun_inv_sqrt_d20"}[family]
     rows = []
-    for name in names:
-        result, wall = fit(experiment, ENGINES[name], steps, val_every, root / f"{family}-{name}")
+    for name, seed in ((name, seed) for name in names for seed in seeds):
+        result, wall = fit(experiment, ENGINES[name], steps, val_every, seed, root / f"{family}-{name}-{seed}")
         params = load(result["artifact"]).engine.parameter_counts()
-        rows.append({"family": family, "engine": name, "params": params["total"], "backbone params": params["backbone"],
+        rows.append({"family": family, "engine": name, "seed": seed, "params": params["total"],
+                     "backbone params": params["backbone"],
                      "val ratio": math.exp(result["metrics"]["best/val_log_ratio"]), **held(result["artifact"]),
                      "wall s": round(wall)})
         print(rows[-1], flush=True)
@@ -151,12 +155,13 @@ def run_family(family: str, names: list[str], steps: int, val_every: int, held, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=600, help="linsys training steps (every engine)")
+    parser.add_argument("--steps", type=int, default=400, help="linsys training steps (0: skip the family)")
     parser.add_argument("--spectra", type=int, default=40, help="held-out synthetic spectra (linsys)")
     parser.add_argument("--operators", type=int, default=16, help="held-out operator spectra (linsys)")
-    parser.add_argument("--matfun-steps", type=int, default=60, help="matfun training steps (0: skip the family)")
-    parser.add_argument("--matfun-cases", type=int, default=24, help="held-out matfun spectra")
+    parser.add_argument("--matfun-steps", type=int, default=40, help="matfun training steps (0: skip the family)")
+    parser.add_argument("--matfun-cases", type=int, default=16, help="held-out matfun spectra")
     parser.add_argument("--only", default="", help="comma-separated engine names (default: all)")
+    parser.add_argument("--seeds", default="0", help="comma-separated training seeds (data order and initialisation)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
@@ -164,15 +169,19 @@ def main() -> None:
     unknown = sorted(set(names) - set(ENGINES))
     if unknown:
         raise SystemExit(f"unknown engine(s) {unknown}; choose from {list(ENGINES)}")
+    seeds = [int(s) for s in args.seeds.split(",")]
     start = time.perf_counter()
-    settings = LabelSettings(degree=10, probe_steps=50, rtol=1e-8, max_iters=3000)  # conf/experiment/linsys_d10.yaml
-    cases = linsys_cases(args.spectra, args.operators, settings)
-    print(f"linsys held-out labels: {len(cases)} spectra, {time.perf_counter() - start:.0f} s", flush=True)
+    rows = []
     with tempfile.TemporaryDirectory(prefix="bench-backbones-") as tmp:
-        rows = run_family("linsys", names, args.steps, 100, lambda a: linsys_held_out(a, cases, settings), Path(tmp))
+        if args.steps:
+            settings = LabelSettings(degree=10, probe_steps=50, rtol=1e-8, max_iters=3000)  # as experiment=linsys_d10
+            cases = linsys_cases(args.spectra, args.operators, settings)
+            print(f"linsys held-out labels: {len(cases)} spectra, {time.perf_counter() - start:.0f} s", flush=True)
+            rows += run_family("linsys", names, args.steps, 100, seeds, lambda a: linsys_held_out(a, cases, settings),
+                               Path(tmp))
         if args.matfun_steps:
             mcases = matfun_cases(args.matfun_cases)
-            rows += run_family("matfun", names, args.matfun_steps, args.matfun_steps,
+            rows += run_family("matfun", names, args.matfun_steps, args.matfun_steps, seeds,
                                lambda a: matfun_held_out(a, mcases), Path(tmp))
     print()
     print_table(rows, list(rows[0]))
