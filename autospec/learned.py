@@ -84,11 +84,14 @@ class LearnedEngine:
         return f"{type(self).__name__}(name={self.name!r}, task={self.task.name!r}, degree={self.degree})"
 
     @torch.no_grad()
+    def outputs(self, probe) -> tuple[torch.Tensor, ...]:
+        """The engine's raw outputs (float64) for a probe (or the task's engine input)."""
+        scale = self.task.scale(probe)
+        return tuple(c.double() for c in self.engine(*self.task.features(probe, scale)))
+
     def coefficients_from_probe(self, probe):
         """``(poly, scale)``: the task's polynomial (float64) for a probe (or the task's engine input)."""
-        scale = self.task.scale(probe)
-        corrections = self.engine(*self.task.features(probe, scale))
-        return self.task.polynomial(probe, tuple(c.double() for c in corrections))
+        return self.task.polynomial(probe, self.outputs(probe))
 
     def _adapter(self, what: str):
         fn = getattr(getattr(self.task, "inference", None), what, None)

@@ -20,12 +20,10 @@ import statistics
 import numpy as np
 import scipy.sparse as sp
 import torch
-from bench_engine import best_fixed_candidate
+from bench_engine import best_fixed_candidate, learned_count
 from common import REPO, SHARED, print_table, spd_matrices
 
-from autospec.core.operators import Diagonal
 from autospec.core.probe import lanczos
-from autospec.core.recurrences import evaluate
 from autospec.learned import load
 from autospec.linsys.cg import pcg_iterations
 from autospec.linsys.labels import LabelSettings, label_spectrum
@@ -61,9 +59,7 @@ def main() -> None:
         w = torch.as_tensor(Q.T @ b).reshape(1, -1, 1)
         probe = lanczos(A, steps=engine.probe_steps, seed=0)
         counts = label_spectrum(lam, w, probe, settings).tolist()
-        poly, scale = engine.coefficients_from_probe(probe)
-        x = lam / scale
-        learned = int(pcg_iterations(x[None], evaluate(poly, x)[None], w, settings.rtol, MAX_ITERS)[0])
+        learned = learned_count(engine, probe, counts)
         cg = int(pcg_iterations(lam[None], torch.ones_like(lam)[None], w, settings.rtol, MAX_ITERS)[0])
         best = min(counts[0], counts[1])
         row = {"matrix": name, "scaling": scaling, "n": lam.numel(), "cg": cg, "zero": counts[0], "petsc": counts[1],

@@ -53,7 +53,8 @@ def test_lower_grid_spans_the_stated_range_and_menu_size():
     assert g.shape == (candidates.GRID,) and bool((g.diff() > 0).all())
     assert math.isclose(float(g[0]), 0.3 * float(probe.theta_min / s), rel_tol=1e-12)
     assert math.isclose(float(g[-1]), 0.5, rel_tol=1e-12)
-    assert candidates.COUNT == 2 + candidates.GRID + len(candidates.SHAPED_LOWERS)
+    assert candidates.COUNT == (2 + candidates.GRID + len(candidates.SHAPED_LOWERS)
+                                + len(candidates.DEFLATIONS) * len(candidates.DEFLATED_LOWERS))
 
 
 def test_resolved_top_finds_isolated_large_ritz_values_only():

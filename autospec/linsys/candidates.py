@@ -15,7 +15,12 @@ Everything is in the scaled units of the ``ritz`` interval, ``x = λ/s`` with
   polynomial need not be small in the gaps between them (only ``R >= −10`` there, so an eigenvalue
   the probe missed becomes a mild outlier ``λp(λ) <= 11``), which frees degree for the bulk below
   ``c`` (the top of the unresolved part). This is where isolated large eigenvalues — power laws,
-  stiff structural modes — are won back.
+  stiff structural modes — are won back;
+* ``2+G+G/3 …`` — *deflated Chebyshev*: the Ritz vectors of the k smallest Ritz values are
+  deflated out of CG (:mod:`autospec.linsys.deflation`), and the polynomial is Chebyshev on
+  ``[c·θ_{k+1}/s, 1]`` for ``k`` in ``DEFLATIONS`` and ``c`` in ``DEFLATED_LOWERS``. Isolated small
+  eigenvalues, which a polynomial can only leave to CG, are removed instead, and the interval
+  starts above them. Without deflation (SciPy's ``M``) only the candidates before these apply.
 
 The engine sees the probe and scores every candidate (:mod:`autospec.linsys.task`); labels are
 exact PCG counts of every candidate on synthetic spectra (:mod:`autospec.linsys.labels`).
@@ -45,9 +50,26 @@ GAP_POINTS = 200  # R >= −GAP_FLOOR on [c, 1.05]: an eigenvalue the probe miss
 GAP_FLOOR = 10.0
 SHAPED_MARGIN = 1.05  # the shaped polynomial lives on [0, 1.05] (the safeguard's interval)
 
+DEFLATIONS = (1, 2, 4, 8)  # Ritz vectors deflated
+DEFLATED_LOWERS = (0.5, 1.0, 2.0, 4.0)  # the deflated candidates' lower ends, c·θ_{k+1}
+
 CHEBYSHEV_COUNT = 2 + GRID
 SHAPED_LOWERS = tuple(range(0, GRID, SHAPED_EVERY))
-COUNT = CHEBYSHEV_COUNT + len(SHAPED_LOWERS)
+DEFLATED_START = CHEBYSHEV_COUNT + len(SHAPED_LOWERS)
+COUNT = DEFLATED_START + len(DEFLATIONS) * len(DEFLATED_LOWERS)
+
+
+def deflation(index: int) -> int:
+    """How many Ritz vectors candidate ``index`` deflates (0 for the undeflated ones)."""
+    return 0 if index < DEFLATED_START else DEFLATIONS[(index - DEFLATED_START) // len(DEFLATED_LOWERS)]
+
+
+def deflated_lower(probe: Probe, index: int) -> torch.Tensor:
+    """Lower end ``min(c·θ_{k+1}/s, 0.5)`` of deflated candidate ``index`` (scaled units)."""
+    k = deflation(index)
+    c = DEFLATED_LOWERS[(index - DEFLATED_START) % len(DEFLATED_LOWERS)]
+    s = ritz_interval(probe)[1]
+    return (c * probe.ritz[..., k] / s).clamp(1e-14, 0.5)
 
 
 def lower_grid(probe: Probe) -> torch.Tensor:
@@ -109,10 +131,16 @@ def probe_shaped_minimax(theta: np.ndarray, residuals: np.ndarray, lower: float,
 
 
 def candidate(probe: Probe, index: int, degree: int) -> ThreeTerm | ChebyshevBasis | None:
-    """Candidate ``index`` (float64, scaled units) for a single (unbatched) probe; ``None`` when a
-    shaped candidate's LP fails."""
+    """Candidate ``index``'s polynomial (float64, scaled units) for a single (unbatched) probe;
+    ``None`` when a shaped candidate's LP fails or a deflated one needs more Ritz pairs than the
+    probe has."""
     if not 0 <= index < COUNT:
         raise IndexError(f"candidate index {index} outside [0, {COUNT})")
+    if index >= DEFLATED_START:
+        if deflation(index) >= probe.ritz.shape[-1]:
+            return None
+        lower = deflated_lower(probe, index).double()
+        return chebyshev_three_term(lower, torch.ones_like(lower), degree)
     if index < CHEBYSHEV_COUNT:
         a, b = chebyshev_intervals(probe)
         return chebyshev_three_term(a[..., index].double(), b[..., index].double(), degree)

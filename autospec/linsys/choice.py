@@ -5,7 +5,9 @@ outer iterations with.
 Output: one score per candidate, ``ŝ_c`` ≈ ``log n_c − log n_0``, the predicted log PCG-iteration
 count of candidate ``c`` relative to candidate 0 (Chebyshev with ``ritz`` bounds). The choice is
 ``argmin_c ŝ_c`` (ties → the lowest index), so an engine with zero output *is* the Chebyshev
-start. At inference the candidates are tried in score order until one passes the safeguard.
+start. At inference the candidates are tried in score order until one passes the safeguard;
+a deflated candidate (:mod:`autospec.linsys.deflation`) is only a choice where CG deflates
+(``autospec.solve``), not for a bare ``M``.
 
 Training is supervised by exact labels (:mod:`autospec.linsys.labels`: full PCG counts of every
 candidate on synthetic and operator-like spectra): a smooth-L1 fit of the whole cost curve,
@@ -80,19 +82,33 @@ class LinsysChoiceTask:
         return ritz_interval(probe)[1]
 
     def polynomial(self, probe: Probe, corrections=None):
-        """``(poly, s)`` for one probe: the best-scored candidate that passes the safeguard (no
-        corrections: Chebyshev with ``ritz`` bounds, batched)."""
-        a, s = ritz_interval(probe)
+        """``(poly, s)`` for use without deflation (SciPy's ``M``): the best-scored undeflated
+        candidate that passes the safeguard (no corrections: Chebyshev with ``ritz`` bounds, batched)."""
         if corrections is None:
+            a, s = ritz_interval(probe)
             return chebyshev_three_term(a / s, torch.ones_like(s), self.degree), s
+        poly, s, _ = self.plan(probe, corrections, deflate=False)
+        return poly, s
+
+    def plan(self, probe: Probe, corrections, deflate: bool = True):
+        """``(poly, s, k)`` for one probe: the chosen candidate's polynomial and the number ``k`` of
+        Ritz vectors it deflates."""
+        index, poly = self.choose(probe, corrections, deflate)
+        return poly, ritz_interval(probe)[1], candidates.deflation(index)
+
+    def choose(self, probe: Probe, corrections, deflate: bool = True):
+        """``(index, poly)``: the best-scored candidate that passes the safeguard (``deflate=False``:
+        only undeflated ones); candidate 0 when none does."""
         if probe.ritz.dim() != 1:
             raise InputValueError("linsys-choice builds the polynomial of one probe at a time")
-        upper = float(probe.upper / s)
+        upper = float(probe.upper / ritz_interval(probe)[1])
         for index in self.ranking(corrections[0]).tolist():
+            if candidates.deflation(index) and not deflate:
+                continue
             poly = candidates.candidate(probe, index, self.degree)
             if poly is not None and polynomial_is_safe(poly, upper):
-                return poly, s
-        return candidates.candidate(probe, 0, self.degree), s
+                return index, poly
+        return 0, candidates.candidate(probe, 0, self.degree)
 
     @staticmethod
     def ranking(scores: torch.Tensor) -> torch.Tensor:

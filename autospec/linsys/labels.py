@@ -6,7 +6,9 @@ the Lanczos probe of ``diag(λ)`` (same code and length as at inference) and, fo
 of :mod:`autospec.linsys.candidates`, the number of PCG iterations to ``rtol`` on ``diag(λ)``
 — exact and full, not truncated (PCG with ``M = p(A)`` on ``diag(λ)`` with weights ``w`` is PCG on
 ``A`` in exact arithmetic). A candidate that fails the inference safeguard (or whose LP fails)
-is labelled with what the user would get instead: the ``ritz`` Chebyshev count.
+is labelled with what the user would get instead: the ``ritz`` Chebyshev count. Deflated
+candidates are counted by deflated PCG (:mod:`autospec.linsys.deflation`) on ``diag(λ)``, where the
+probe's Ritz vectors are already in the eigenbasis.
 
     python -m autospec labels data/linsys-labels.safetensors --synthetic 2000 --operators 600
 
@@ -16,6 +18,7 @@ writes one safetensors file (tensors + JSON metadata, no pickle) that training r
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass
@@ -32,12 +35,13 @@ from autospec.core.recurrences import chebyshev_three_term, evaluate
 from autospec.core.spectra import ALL_FAMILIES, sample_spectra
 from autospec.errors import ArtifactError, InputValueError
 from autospec.linsys import candidates
-from autospec.linsys.cg import pcg_iterations
+from autospec.linsys.deflation import deflated_pcg_iterations, padded_ritz_vectors
 from autospec.linsys.preconditioners import polynomial_is_safe
 
 FORMAT = "autospec-linsys-labels"
 NOT_CONVERGED_COST = 2.0  # a count beyond max_iters costs twice max_iters
 PROBE_FIELDS = ("ritz", "residuals", "weights", "upper")
+BATCHED_FIELDS = ("ritz", "residuals", "upper", "lower", "weights", "basis", "eigenvectors")
 
 
 @dataclass
@@ -49,23 +53,22 @@ class LabelSettings:
 
 
 def label_spectrum(lam: torch.Tensor, weights: torch.Tensor, probe: Probe, settings: LabelSettings) -> torch.Tensor:
-    """``(C,)`` PCG iterations to ``rtol`` of every candidate on ``diag(λ)`` (``max_iters + 1``: never)."""
+    """``(C,)`` PCG iterations to ``rtol`` of every candidate on ``diag(λ)`` (``max_iters + 1``: never),
+    all candidates in one batched run (undeflated ones with an empty deflation space)."""
     s = ritz_interval(probe)[1]
     x = (lam / s).double()
-    a, b = candidates.chebyshev_intervals(probe)
-    values = [evaluate(chebyshev_three_term(a, b, settings.degree), x.expand(a.shape[-1], -1))]
-    fallback = torch.zeros(candidates.COUNT, dtype=torch.bool)
     upper = float(probe.upper / s)
+    a, b = candidates.chebyshev_intervals(probe)
+    values = list(evaluate(chebyshev_three_term(a, b, settings.degree), x.expand(a.shape[-1], -1)))
+    fallback = torch.zeros(candidates.COUNT, dtype=torch.bool)
     for i in range(candidates.CHEBYSHEV_COUNT, candidates.COUNT):
         poly = candidates.candidate(probe, i, settings.degree)
-        if poly is None or not polynomial_is_safe(poly, upper):
-            fallback[i] = True
-            values.append(torch.ones_like(x).unsqueeze(0))
-        else:
-            values.append(evaluate(poly, x).unsqueeze(0))
-    p = torch.cat(values)
-    counts = pcg_iterations(x.expand_as(p), p, weights.expand(len(p), -1, -1), settings.rtol, settings.max_iters)
-    counts[fallback] = counts[0]
+        fallback[i] = poly is None or not polynomial_is_safe(poly, upper)
+        values.append(torch.ones_like(x) if fallback[i] else evaluate(poly, x))
+    ks = [0 if fallback[i] else candidates.deflation(i) for i in range(candidates.COUNT)]
+    W = padded_ritz_vectors(probe, ks).to(x.dtype)
+    counts = deflated_pcg_iterations(x, torch.stack(values), weights, W, settings.rtol, settings.max_iters)
+    counts[fallback | (counts < 0)] = counts[0]  # inference falls back to the ritz Chebyshev there too
     return counts
 
 
@@ -134,8 +137,7 @@ def build_labels(source: list, settings: LabelSettings, seed: int, progress=None
 
 
 def _unbatched(probe: Probe) -> Probe:
-    return Probe(probe.ritz[0], probe.residuals[0], probe.upper[0], probe.lower[0], probe.steps, probe.matvecs,
-                 probe.weights[0], probe.size)
+    return dataclasses.replace(probe, **{key: getattr(probe, key)[0] for key in BATCHED_FIELDS})
 
 
 def save_labels(path: str | Path, labelled: dict, settings: LabelSettings) -> Path:

@@ -43,10 +43,21 @@ def polynomial(engine, lam, A=None, probe_steps: int | None = None, seed: int = 
 
 def preconditioner_from_probe(engine, op: Operator, probe: Probe) -> tuple[PolynomialPreconditioner, str | None]:
     """The learned preconditioner, or Chebyshev (``ritz``) with the reason when the safeguard fails."""
-    poly, scale = engine.coefficients_from_probe(probe)
+    M, fallback, _ = plan_from_probe(engine, op, probe, deflate=False)
+    return M, fallback
+
+
+def plan_from_probe(engine, op: Operator, probe: Probe, deflate: bool = True):
+    """``(M, fallback, k)``: the learned preconditioner and how many of the probe's Ritz vectors
+    CG should deflate with it (``k = 0`` for engines that do not choose deflation)."""
+    plan = getattr(engine.task, "plan", None)
+    if plan is not None and deflate:
+        poly, scale, k = plan(probe, engine.outputs(probe))
+    else:
+        (poly, scale), k = engine.coefficients_from_probe(probe), 0
     if not polynomial_is_safe(poly, upper=float(probe.upper / scale)):
-        return chebyshev_preconditioner(op, probe, engine.degree, "ritz"), FALLBACK
-    return PolynomialPreconditioner(op, poly, float(scale)), None
+        return chebyshev_preconditioner(op, probe, engine.degree, "ritz"), FALLBACK, 0
+    return PolynomialPreconditioner(op, poly, float(scale)), None, k
 
 
 def preconditioner(engine, A, probe_steps: int | None = None, seed: int = 0):

@@ -20,7 +20,8 @@ from autospec.core.validate import choice, integer, tolerances
 from autospec.errors import InputTypeError, InputValueError, NotPositiveDefiniteError
 from autospec.learned import DEFAULT_ENGINES, load_for
 from autospec.linsys.cg import SolveInfo, pcg
-from autospec.linsys.learned import preconditioner_from_probe
+from autospec.linsys.deflation import DeflatedOperator, probe_deflation
+from autospec.linsys.learned import plan_from_probe, preconditioner_from_probe
 from autospec.linsys.preconditioners import chebyshev_preconditioner, check_positive_probe
 from autospec.linsys.sketched import nystrom_setup, with_shift
 
@@ -29,6 +30,7 @@ SCALINGS = ("none", "jacobi")
 DEFAULT_ENGINE = DEFAULT_ENGINES["linsys"]
 CHEBYSHEV_DEGREE = 10  # method="chebyshev" with degree=None
 PROBE_STEPS = 50  # method="chebyshev" with probe_steps=None (autospec: the engine's own)
+NO_DEFLATION = "the probe's Ritz vectors are numerically dependent: chose the best candidate without deflation"
 
 
 def jacobi_scaling(op: Operator) -> SymmetricScaling:
@@ -119,7 +121,7 @@ def solve(
         raise InputValueError(f"x0={x0!r} is only understood by method='cg' (with M); give an array or None")
 
     matvecs0 = op.matvecs
-    fallback, interval, steps = None, None, 0
+    fallback, interval, steps, deflation = None, None, 0, None
     sketched, probe = None, None
     if method == "nystrom":
         sketched = nystrom_setup(op, scaling, rank=rank, seed=seed, polynomial=polynomial, engine=engine,
@@ -132,15 +134,23 @@ def solve(
         if method == "chebyshev":
             M = chebyshev_preconditioner(op, probe, degree, bounds)
         else:
-            M, fallback = preconditioner_from_probe(learned, op, probe)
+            M, fallback, k = plan_from_probe(learned, op, probe)
+            deflation = probe_deflation(op, probe, k) if k else None
+            if k and deflation is None:
+                M, fallback = preconditioner_from_probe(learned, op, probe)
+                fallback = NO_DEFLATION
         interval = M.interval
+    # deflated: CG on PA x̃ = Pb, x = Qb + Pᵀx̃ (autospec.linsys.deflation); the residuals are the same
+    system, rhs_d = (op, rhs_s) if deflation is None else (DeflatedOperator(op, deflation),
+                                                           _columns(deflation.project, rhs_s))
+    solution = (lambda y: y) if deflation is None else (lambda y: deflation.solution(rhs_s, y))
     # with scaling, stop on (and report) the residual of the original system: b − Ax = D⁻¹(Db − DAD y)
     weights = None if d is None else 1 / d
-    on_iterate = None if callback is None else (lambda y: callback(to_caller(y if d is None else _scale_by(d, y),
-                                                                             numpy_out)))
-    y, info = pcg(op, rhs_s, x0_s, rtol=rtol, atol=atol, maxiter=maxiter, M=M, callback=on_iterate,
+    unscale = (lambda y: solution(y)) if d is None else (lambda y: _scale_by(d, solution(y)))
+    on_iterate = None if callback is None else (lambda y: callback(to_caller(unscale(y), numpy_out)))
+    y, info = pcg(system, rhs_d, x0_s, rtol=rtol, atol=atol, maxiter=maxiter, M=M, callback=on_iterate,
                   residual_weights=weights)
-    x = y if d is None else _scale_by(d, y)
+    x = unscale(y)
     info.matvecs = op.matvecs - matvecs0 + (sketched.extra_matvecs if sketched else 0)
     info.rank = sketched.rank if sketched else 0
     info.method = method
@@ -148,8 +158,14 @@ def solve(
     info.probe_steps, info.fallback, info.bounds = steps, fallback, interval
     if probe is not None:
         info.probe_seconds, info.probe_spmv_equivalents = probe.seconds, probe.spmv_equivalents or 0.0
+    info.deflated = 0 if deflation is None else deflation.rank
     info.seconds = time.perf_counter() - start
     return to_caller(x, numpy_out), info
+
+
+def _columns(fn, v: torch.Tensor) -> torch.Tensor:
+    """``fn`` (on blocks ``(n, k)``) applied to a vector ``(n,)`` or a block."""
+    return fn(v.unsqueeze(-1)).squeeze(-1) if v.ndim == 1 else fn(v)
 
 
 def _scale_by(d: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
