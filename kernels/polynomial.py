@@ -38,7 +38,7 @@ def apply(poly: Poly, op: Operator, r: torch.Tensor, scale: float) -> torch.Tens
     if r.device.type == "cuda":
         return _graph(poly, op, r, scale)
     csr = native.csr_of(op, r) if (r.ndim == 1 or r.shape[1] == 1) else None
-    return _steps(poly, op, r, scale, csr).div_(scale)
+    return _steps(poly, op, r, scale, csr)
 
 
 def _steps(poly: Poly, op: Operator, r: torch.Tensor, scale: float, csr: native.CSR | None) -> torch.Tensor:
@@ -49,38 +49,46 @@ def _steps(poly: Poly, op: Operator, r: torch.Tensor, scale: float, csr: native.
 
 def _three_term(poly: ThreeTerm, op: Operator, r, s: float, csr) -> torch.Tensor:
     c0, alpha, beta = float(poly.c0), poly.alpha.tolist(), poly.beta.tolist()
+    if csr is not None and alpha:  # the first step reads r itself, the last divides by s: no other passes
+        x, rho, d, t = (torch.empty_like(r) for _ in range(4))
+        for k, (a, b) in enumerate(zip(alpha, beta)):
+            op.count(1)
+            csr.fn("three_term")(csr.n, *csr.args(), s, a, b, int(k == 0), c0, (r if k == 0 else d).data_ptr(),
+                                 t.data_ptr(), rho.data_ptr(), x.data_ptr(), s if k == len(alpha) - 1 else 1.0,
+                                 native.threads())
+            d, t = t, d
+        return x
     x = torch.mul(r, c0)
     d, rho, t = x.clone(), r.clone(), torch.empty_like(r)
     for a, b in zip(alpha, beta):
-        if csr is not None:
-            op.count(1)
-            csr.fn("three_term")(csr.n, *csr.args(), s, a, b, d.data_ptr(), t.data_ptr(), rho.data_ptr(),
-                                 x.data_ptr(), native.threads())
-            d, t = t, d
-            continue
         op.matmat_add(d, t.zero_())
         rho.sub_(t.div_(s))
         d.mul_(a).add_(rho, alpha=b)
         x.add_(d)
-    return x
+    return x.div_(s)
 
 
 def _basis(poly: ChebyshevBasis, op: Operator, z, s: float, csr) -> torch.Tensor:
     c = poly.c.tolist()
     theta, delta = float((poly.a + poly.b) / 2), float((poly.b - poly.a) / 2)
+    if csr is not None and len(c) > 1:  # as above; w_0 = z is read in place (u on step 1, v_in on step 2)
+        y, u, v = torch.empty_like(z), torch.empty_like(z), torch.empty_like(z)
+        for k, ck in enumerate(c[1:], start=1):
+            op.count(1)
+            u_k, v_in = (z, v) if k == 1 else (u, z) if k == 2 else (u, v)
+            csr.fn("cheb_basis")(csr.n, *csr.args(), s, theta, delta, ck, int(k == 1), c[0], u_k.data_ptr(),
+                                 v_in.data_ptr(), v.data_ptr(), y.data_ptr(), s if k == len(c) - 1 else 1.0,
+                                 native.threads())
+            u, v = v, u
+        return y
     y = torch.mul(z, c[0])
     u, v, t = z.clone(), torch.empty_like(z), torch.empty_like(z)  # u = w_k; v = w_{k−1}, overwritten by w_{k+1}
     for k, ck in enumerate(c[1:], start=1):
-        if csr is not None:
-            op.count(1)
-            csr.fn("cheb_basis")(csr.n, *csr.args(), s, theta, delta, ck, int(k == 1), u.data_ptr(), v.data_ptr(),
-                                 y.data_ptr(), native.threads())
-        else:
-            op.matmat_add(u, t.zero_()).div_(s).sub_(u, alpha=theta).div_(delta)
-            v.copy_(t) if k == 1 else v.mul_(-1).add_(t, alpha=2)
-            y.add_(v, alpha=ck)
+        op.matmat_add(u, t.zero_()).div_(s).sub_(u, alpha=theta).div_(delta)
+        v.copy_(t) if k == 1 else v.mul_(-1).add_(t, alpha=2)
+        y.add_(v, alpha=ck)
         u, v = v, u
-    return y
+    return y.div_(s)
 
 
 def _graph(poly: Poly, op: Operator, r: torch.Tensor, scale: float) -> torch.Tensor:
@@ -101,14 +109,14 @@ def _graph(poly: Poly, op: Operator, r: torch.Tensor, scale: float) -> torch.Ten
             torch.cuda.current_stream().wait_stream(stream)
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph):
-                static_out = _steps(poly, op, static_in, scale, None).div_(scale)
+                static_out = _steps(poly, op, static_in, scale, None)
             graphs[key] = (graph, static_in, static_out)
         except RuntimeError:
             graphs[key] = None
         op.matvecs = matvecs  # the warm-up and the capture are not products of this call
     entry = graphs[key]
     if entry is None:
-        return _steps(poly, op, r, scale, None).div_(scale)
+        return _steps(poly, op, r, scale, None)
     graph, static_in, static_out = entry
     static_in.copy_(r)
     graph.replay()

@@ -29,8 +29,8 @@ _P, _I64, _D, _INT = ctypes.c_void_p, ctypes.c_int64, ctypes.c_double, ctypes.c_
 _SIGNATURES = {  # name: (restype, argtypes) — matrix kernels take (n, [k,] ptr, idx, val, ...)
     "spmm": (None, [_I64, _I64, _P, _P, _P, _D, _P, _P, _INT]),
     "spmv_dot": (_D, [_I64, _P, _P, _P, _D, _P, _P, _INT]),
-    "three_term": (None, [_I64, _P, _P, _P, _D, _D, _D, _P, _P, _P, _P, _INT]),
-    "cheb_basis": (None, [_I64, _P, _P, _P, _D, _D, _D, _D, _INT, _P, _P, _P, _INT]),
+    "three_term": (None, [_I64, _P, _P, _P, _D, _D, _D, _INT, _D, _P, _P, _P, _P, _D, _INT]),
+    "cheb_basis": (None, [_I64, _P, _P, _P, _D, _D, _D, _D, _INT, _D, _P, _P, _P, _P, _D, _INT]),
     "lanczos_step": (_D, [_I64, _P, _P, _P, _D, _P, _P, _P, _INT]),
     "cg_update": (_D, [_I64, _D, _P, _P, _P, _P, _P, _INT]),
     "direction": (None, [_I64, _D, _P, _P, _INT]),

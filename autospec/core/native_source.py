@@ -47,32 +47,42 @@ double FN(spmv_dot)(int64_t n, const I *ptr, const I *idx, const V *val, double 
     return dot;
 }
 
-/* three-term step (scale = s): rho -= A d / s;  dn = a d + b rho;  x += dn */
+/* three-term step (scale = s): rho -= A d / s;  dn = a d + b rho;  x = (x + dn) / final.
+   first: d = c0 r, rho = r, x = d are read from r (no set-up passes); final = s on the last step */
 void FN(three_term)(int64_t n, const I *ptr, const I *idx, const V *val, double scale, double a, double b,
-                    const V *d, V *dn, V *rho, V *x, int nt) {
+                    int first, double c0, const V *d, V *dn, V *rho, V *x, double final, int nt) {
     #pragma omp parallel for schedule(static) num_threads(nt)
     for (int64_t i = 0; i < n; i++) {
-        V s = 0;
-        for (I j = ptr[i]; j < ptr[i + 1]; j++) s += val[j] * d[idx[j]];
-        V r = rho[i] - s / (V)scale;
+        V s = 0, di, ri, xi;
+        if (first) {
+            for (I j = ptr[i]; j < ptr[i + 1]; j++) s += val[j] * (V)(c0 * d[idx[j]]);
+            di = (V)(c0 * d[i]); ri = d[i]; xi = di;
+        } else {
+            for (I j = ptr[i]; j < ptr[i + 1]; j++) s += val[j] * d[idx[j]];
+            di = d[i]; ri = rho[i]; xi = x[i];
+        }
+        V r = ri - s / (V)scale;
         rho[i] = r;
-        V v = (V)(a * d[i]) + (V)(b * r);
+        V v = (V)(a * di) + (V)(b * r);
         dn[i] = v;
-        x[i] += v;
+        x[i] = (xi + v) / (V)final;
     }
 }
 
-/* Chebyshev-basis step: t = (A u / s - theta u) / delta;  v = first ? t : 2 t - v;  y += c v */
+/* Chebyshev-basis step: t = (A u / s - theta u) / delta;  w = first ? t : 2 t - v_in;  v_out = w;
+   y = (y + c w) / final, y read as c0 u on the first step */
 void FN(cheb_basis)(int64_t n, const I *ptr, const I *idx, const V *val, double scale, double theta,
-                    double delta, double c, int first, const V *u, V *v, V *y, int nt) {
+                    double delta, double c, int first, double c0, const V *u, const V *v_in, V *v_out, V *y,
+                    double final, int nt) {
     #pragma omp parallel for schedule(static) num_threads(nt)
     for (int64_t i = 0; i < n; i++) {
         V s = 0;
         for (I j = ptr[i]; j < ptr[i + 1]; j++) s += val[j] * u[idx[j]];
         V t = (s / (V)scale - (V)theta * u[i]) / (V)delta;
-        V w = first ? t : (V)(2 * t) - v[i];
-        v[i] = w;
-        y[i] += (V)(c * w);
+        V w = first ? t : (V)(2 * t) - v_in[i];
+        v_out[i] = w;
+        V yi = first ? (V)(c0 * u[i]) : y[i];
+        y[i] = (yi + (V)(c * w)) / (V)final;
     }
 }
 
