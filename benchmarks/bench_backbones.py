@@ -17,8 +17,8 @@ like a user's. Two families:
   ritz-Chebyshev start (``exp(best val/log_ratio)``, lower is better).
   Held out (the sets of ``bench_engine.py``, never seen in training; their exact labels computed
   once and shared by all engines): median and geometric-mean outer iterations of the engine's
-  polynomial (safeguard included) over the better of the two Chebyshev bounds, and the share of
-  spectra worse than it by > 5 %.
+  choice (safeguard included, ``bench_engine.learned_count``) over the better of the two Chebyshev
+  bounds, and the share of spectra worse than it by > 5 %.
 * ``matfun`` — ``p(A) z ≈ A^{-1/2} z`` at degree 20 (``experiment=matfun_inv_sqrt_d20``,
   ``--matfun-steps`` steps, one validation at the end). Validation metric: the geometric-mean
   relative-error ratio vs the Chebyshev interpolant on the task's validation spectra. Held out
@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from bench_engine import held_out
+from bench_engine import held_out, learned_count
 from bench_matfun_engine import spectra
 from common import REPO, print_table
 from hydra import compose, initialize_config_dir
@@ -53,9 +53,7 @@ from omegaconf import open_dict
 from autospec import matfun
 from autospec.core.operators import Diagonal
 from autospec.core.probe import lanczos
-from autospec.core.recurrences import evaluate
 from autospec.learned import load
-from autospec.linsys.cg import pcg_iterations
 from autospec.linsys.labels import LabelSettings, label_spectrum
 from autospec.training.train import train
 
@@ -91,14 +89,15 @@ def fit(experiment: str, engine: dict, steps: int, val_every: int, seed: int, ou
 
 
 def linsys_cases(spectra: int, operators: int, labels_like) -> list[dict]:
-    """The held-out spectra of ``bench_engine.py`` with their probe and exact Chebyshev counts."""
+    """The held-out spectra of ``bench_engine.py`` with their probe and the exact PCG count of every
+    candidate (an engine's choice is priced by them, as ``bench_engine.py`` does)."""
     cases = []
     for source, family, lam, seed in held_out(spectra, operators):
         lam = lam.double()
         w = torch.randn(1, lam.numel(), 1, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
         probe = lanczos(Diagonal(lam), steps=labels_like.probe_steps, seed=seed)
-        counts = label_spectrum(lam, w, probe, labels_like)
-        cases.append({"set": source, "lam": lam, "w": w, "probe": probe, "best": min(int(counts[0]), int(counts[1]))})
+        counts = label_spectrum(lam, w, probe, labels_like).tolist()
+        cases.append({"set": source, "probe": probe, "counts": counts, "best": min(counts[0], counts[1])})
     return cases
 
 
@@ -108,12 +107,7 @@ def linsys_held_out(artifact: Path, cases: list[dict], settings: LabelSettings) 
     if (task.degree, engine.probe_steps, task.rtol, task.max_iters) != (settings.degree, settings.probe_steps,
                                                                          settings.rtol, settings.max_iters):
         raise SystemExit(f"{artifact}: the engine's task does not match the held-out labels' settings {settings}")
-    ratios = []
-    for case in cases:
-        poly, scale = engine.coefficients_from_probe(case["probe"])
-        x = case["lam"] / scale
-        learned = int(pcg_iterations(x[None], evaluate(poly, x)[None], case["w"], task.rtol, task.max_iters)[0])
-        ratios.append(learned / case["best"])
+    ratios = [learned_count(engine, case["probe"], case["counts"]) / case["best"] for case in cases]
     return {"held-out median": statistics.median(ratios), "held-out geo-mean": _geomean(ratios),
             "held-out worse >5%": f"{100 * np.mean(np.asarray(ratios) > 1.05):.0f}%"}
 
@@ -185,8 +179,9 @@ def main() -> None:
                                lambda a: matfun_held_out(a, mcases), Path(tmp))
     print()
     print_table(rows, list(rows[0]))
-    print(f"\nlinsys: {args.steps} steps, held out {args.spectra} synthetic + {args.operators} operator spectra; "
-          f"matfun: {args.matfun_steps} steps, {args.matfun_cases} held-out spectra; total {time.perf_counter() - start:.0f} s")
+    ran = [f"linsys: {args.steps} steps, held out {args.spectra} synthetic + {args.operators} operator spectra"] * bool(args.steps)
+    ran += [f"matfun: {args.matfun_steps} steps, {args.matfun_cases} held-out spectra"] * bool(args.matfun_steps)
+    print(f"\n{'; '.join(ran)}; seeds {args.seeds}; total {time.perf_counter() - start:.0f} s")
 
 
 if __name__ == "__main__":
