@@ -1,6 +1,7 @@
 """Learned filter vs ChFSI on held-out synthetic eigenvalue problems (issue: eigenvalue task).
 
     python benchmarks/bench_eigfilter_engine.py [--engine eigfilter-d15] [--problems 60] [--n 2000] [--oracles]
+        [--also eigfilter-upper-d15] [--plans 6 11]
 
 Held-out seeded spectra from every family (κ 1e1–1e6), reflected and shifted to be indefinite at
 random exactly as in training (``EigfilterTask.prepare``, seeds never used in training), as sparse
@@ -9,6 +10,10 @@ diagonal matrices of size n; ``autospec.eigsh`` with k = 4 and 16, tol 1e-8, deg
 both with eigsh's degree escalation (``--max-degree 15``: fixed degree 15) and without the
 whole-space switch (``whole_space=False``: the filters alone). Prints the
 per-family median matvec ratio, the share of problems worse by >10 % and the converged counts.
+
+``--also NAME ...`` runs further engines (e.g. the per-iteration ``eigfilter-upper-d15``) and
+``--plans I ...`` fixed plans of :mod:`autospec.eigen.plans` for every problem (what the menu alone
+gives, without a learned choice); each is reported against ChFSI like the engine.
 
 ``--oracles`` adds two filters that know the spectrum — ChFSI with the exact ``λmax`` as the upper
 end, and with the exact interval ``[λ_{s+1}, λmax]`` (s = block) at every outer iteration, the
@@ -29,6 +34,7 @@ from tqdm import tqdm
 from autospec.training.data import make_batch
 from autospec.eigen.api import filtered_subspace_iteration, solve_eigenproblem
 from autospec.eigen.filters import FilterContext, chebyshev_filter, default_block
+from autospec.eigen.plans import FixedPlan
 from autospec.core.spectra import ALL_FAMILIES
 from common import print_table
 
@@ -51,8 +57,9 @@ class OracleFilter:
 
 
 def measure(engine: str, problems: int, n: int, ks: list[int], budget: int, oracles: bool = False,
-            max_degree: int | None = None) -> list[dict]:
-    methods = ("chfsi", "autospec", "oracle_b", "oracle_ab") if oracles else ("chfsi", "autospec")
+            max_degree: int | None = None, also: tuple = (), fixed: tuple = ()) -> list[dict]:
+    methods = ("chfsi", "autospec", *(("oracle_b", "oracle_ab") if oracles else ()), *also,
+               *(f"plan{i}" for i in fixed))
     rows = []
     for i in tqdm(range(problems), desc="problems"):
         batch = make_batch(HELD_OUT_SEED + i, 1, (n, n), (1e1, 1e6), ALL_FAMILIES, 50, task=TASK)
@@ -61,13 +68,19 @@ def measure(engine: str, problems: int, n: int, ks: list[int], budget: int, orac
         for k in ks:
             row = {"family": batch["families"][0], "k": k, "indefinite": bool(lam[0] < 0 < lam[-1])}
             for method in methods:
-                if method.startswith("oracle"):
+                if method.startswith("plan"):
+                    vals, _, info = filtered_subspace_iteration(A, k, FixedPlan(int(method[4:])), tol=1e-8, seed=i,
+                                                                max_matvecs=budget * n, max_degree=max_degree,
+                                                                whole_space=False)
+                elif method.startswith("oracle"):
                     cut = float(np.sort(lam)[default_block(k, n)]) if method == "oracle_ab" else None
                     vals, _, info = filtered_subspace_iteration(A, k, OracleFilter(float(lam.max()), cut), tol=1e-8,
                                                                 seed=i, max_matvecs=budget * n, max_degree=max_degree,
                                                                 whole_space=False)
                 else:
-                    vals, _, info = solve_eigenproblem(A, k=k, method=method, engine=engine if method == "autospec" else None,
+                    learned = method == "autospec" or method in also
+                    vals, _, info = solve_eigenproblem(A, k=k, method="autospec" if learned else method,
+                                          engine=(engine if method == "autospec" else method) if learned else None,
                                           tol=1e-8, seed=i, max_matvecs=budget * n, max_degree=max_degree,
                                           whole_space=False)
                 row[method] = info.matvecs
@@ -88,10 +101,13 @@ def main():
     parser.add_argument("--ks", type=int, nargs="+", default=[4, 16])
     parser.add_argument("--budget", type=int, default=50, help="matvec budget per run, in units of n")
     parser.add_argument("--oracles", action="store_true", help="also run the exact-interval ChFSI oracles")
+    parser.add_argument("--also", nargs="*", default=[], help="further engines, each reported against ChFSI")
+    parser.add_argument("--plans", type=int, nargs="*", default=[], help="fixed plans (autospec.eigen.plans.PLANS)")
     parser.add_argument("--max-degree", type=int, default=None,
                         help="cap of the escalated filter degree (default: eigsh's; 15 = fixed-degree ChFSI)")
     args = parser.parse_args()
-    rows = measure(args.engine, args.problems, args.n, args.ks, args.budget, args.oracles, args.max_degree)
+    rows = measure(args.engine, args.problems, args.n, args.ks, args.budget, args.oracles, args.max_degree,
+                   tuple(args.also), tuple(args.plans))
     both = [r for r in rows if r["chfsi_ok"] and r["autospec_ok"]]
     table = []
     for fam in sorted({r["family"] for r in rows}):
@@ -109,10 +125,12 @@ def main():
               f"autospec {sum(r['autospec_ok'] for r in rows if r['k'] == k)} of {sum(r['k'] == k for r in rows)}); "
               f"median autospec/chfsi matvecs {statistics.median(ratios):.3f} (target <= 0.80), "
               f"max {max(ratios):.3f} (target <= 1.10), worse >10% on {sum(x > 1.1 for x in ratios)}")
-        for oracle in ("oracle_b", "oracle_ab") if args.oracles else ():
+        others = [*(("oracle_b", "oracle_ab") if args.oracles else ()), *args.also, *(f"plan{i}" for i in args.plans)]
+        for oracle in others:
             values = [r[f"{oracle}_ratio"] for r in sel if np.isfinite(r[f"{oracle}_ratio"])]
-            print(f"k={k}: {oracle}/chfsi matvecs median {statistics.median(values):.3f} over {len(values)} problems "
-                  f"({'exact λmax' if oracle == 'oracle_b' else 'exact [λ_(s+1), λmax]'})")
+            note = {"oracle_b": "exact λmax", "oracle_ab": "exact [λ_(s+1), λmax]"}.get(oracle, "")
+            print(f"k={k}: {oracle}/chfsi matvecs median {statistics.median(values):.3f}, max {max(values):.3f} "
+                  f"over {len(values)} problems (converged: {sum(r[f'{oracle}_ok'] for r in rows if r['k'] == k)}) {note}")
 
 
 if __name__ == "__main__":

@@ -87,7 +87,7 @@ CASES = [
     ("solve-degree-with-cg", lambda f: autospec.solve(A, B, method="cg", degree=10), errors.InputValueError, "degree= is only used"),
     ("solve-M-with-chebyshev", lambda f: autospec.solve(A, B, method="chebyshev", M=np.eye(36)), errors.InputValueError, "M= is only used by method='cg'"),
     ("solve-degree-mismatches-engine", lambda f: autospec.solve(A, B, method="autospec", degree=5), errors.InputValueError, "degree=5 disagrees with engine"),
-    ("solve-non-linsys-engine", lambda f: autospec.solve(A, B, method="autospec", engine="eigfilter-d15"), errors.InputValueError, "trained for task 'eigfilter'"),
+    ("solve-non-linsys-engine", lambda f: autospec.solve(A, B, method="autospec", engine="eigfilter-d15"), errors.InputValueError, "trained for task 'eigfilter"),
     ("preconditioner-non-linsys-engine", lambda f: autospec.load("eigfilter-d15").preconditioner(A), errors.InputValueError, "has no preconditioner"),
     ("preconditioner-indefinite", lambda f: autospec.load("linsys-cg-d10").preconditioner(INDEFINITE), errors.NotPositiveDefiniteError, "not positive definite"),
     ("preconditioner-nonsymmetric", lambda f: autospec.load("linsys-cg-d10").preconditioner(sp.triu(A).tocsr()), errors.NotSymmetricError, "not symmetric"),

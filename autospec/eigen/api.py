@@ -79,6 +79,8 @@ def _filter_run(filt: Filter, reprobe: bool, max_degree: int | None, whole_space
 
     def run(prob: _Problem):
         top = max(filt.degree, MAX_DEGREE if max_degree is None else int(max_degree))
+        if hasattr(filt, "run"):  # a learned plan runs its own outer iteration
+            return filt.run(prob, reprobe, top, whole_space)
         return _subspace_iteration(prob, filt, reprobe, top, whole_space)
 
     return run

@@ -75,6 +75,7 @@ class EigenInfo(Result):
     degree: int = 0
     residuals: list[float] = field(default_factory=list)
     interval: tuple[float, float, float] | None = None  # final (a_L, a, b) of the filters (of −A for "LA")
+    plan: str = ""  # the plan a learned choice ran (method="autospec" with a plan-choosing engine)
 
     @property
     def iterations(self) -> int:
@@ -180,13 +181,11 @@ def _subspace_iteration(prob: _Problem, filt: Filter, reprobe: bool, max_degree:
     op, k, tol, block = prob.op, prob.k, prob.tol, prob.block
     gen = torch.Generator().manual_seed(prob.seed)
     V = prob.gaussian(block, gen)
-    locked, locked_theta, locked_res = V[:, :0], V.new_zeros(0), V.new_zeros(0)
-    V = _orthonormalise(V, locked, prob, gen)
+    info = EigenInfo(block=block)
+    lock = _Locking(prob, info, V)
+    V = _orthonormalise(V, lock.V, prob, gen)
     ritz, res = prob.probe.ritz, prob.probe.residuals / prob.scale
     a, b, lowest = filter_start(prob.probe, block)
-    info = EigenInfo(block=block)
-    best: tuple = (math.inf, None, None, None)
-    best_iter = 0
     while True:
         a = float(unwanted_lower(a, b, lowest))
         degree = filt.degree
@@ -202,32 +201,52 @@ def _subspace_iteration(prob: _Problem, filt: Filter, reprobe: bool, max_degree:
             return _whole_space(prob, info, f"a degree-{degree} filter step would cost n = {op.n} products or more")
         info.degree = max(info.degree, degree)
         ctx = FilterContext(op, prob.probe, a, b, lowest, ritz, res, info.outer_iters, k, block, degree)
-        V = _orthonormalise(filt(ctx).apply(op.matmat, V), locked, prob, gen)
-        theta, V, AV = _rayleigh_ritz(V, op.matmat(V))
-        r = prob.residuals(V, AV, theta)
+        V = _orthonormalise(filt(ctx).apply(op.matmat, V), lock.V, prob, gen)
         info.outer_iters += 1
-        nlock = int(torch.cumprod((r[: k - locked.shape[1]] <= tol).int(), 0).sum())
-        locked = torch.cat([locked, V[:, :nlock]], 1)
-        locked_theta, locked_res = torch.cat([locked_theta, theta[:nlock]]), torch.cat([locked_res, r[:nlock]])
-        V, theta, r = V[:, nlock:], theta[nlock:], r[nlock:]
-        ritz, order = torch.sort(torch.cat([locked_theta, theta]))
-        res = torch.cat([locked_res, r])[order]
-        worst = float(res[:k].max())
-        info.history.append((prob.matvecs, worst))
-        if worst < STAGNATION_FACTOR * best[0]:
-            best_iter = info.outer_iters
-        if worst < best[0]:
-            best = (worst, ritz[:k], torch.cat([locked, V], 1)[:, order[:k]], res[:k])
-        if worst <= tol:
-            break
-        if info.outer_iters - best_iter >= STAGNATION_WINDOW:
-            info.stagnated = True
-            info.message = f"stagnated: no new best max residual in {STAGNATION_WINDOW} outer iterations"
+        V, _, theta, _, ritz, res = lock.update(V, op.matmat(V))
+        if lock.stop:
             break
         if reprobe:
             a, lowest = float(theta[-1]), float(ritz[0])
     info.interval = (lowest, a, b)
-    return best[1], best[2], best[3], info
+    return lock.best
+
+
+class _Locking:
+    """What every outer iteration does after its filter: Rayleigh–Ritz with exact products, true
+    residuals, locking of the converged leading wanted pairs (kept with their products), the best
+    pairs seen, and the stopping tests (tol, stagnation); :attr:`best` is ``(θ, V, residuals, info)``."""
+
+    def __init__(self, prob: _Problem, info: EigenInfo, like: torch.Tensor):
+        self.prob, self.info = prob, info
+        self.V, self.AV = like[:, :0], like[:, :0]
+        self.theta, self.res = like.new_zeros(0), like.new_zeros(0)
+        self.worst, self.best_iter, self.stop = math.inf, 0, False
+        self.best = (None, None, None, info)
+
+    def update(self, V: torch.Tensor, AV: torch.Tensor):
+        """``(V, AV, θ, r)`` of the unlocked Ritz pairs and ``(ritz, res)`` of all, ascending."""
+        prob, info, k = self.prob, self.info, self.prob.k
+        theta, V, AV = _rayleigh_ritz(V, AV)
+        r = prob.residuals(V, AV, theta)
+        nlock = int(torch.cumprod((r[: k - self.V.shape[1]] <= prob.tol).int(), 0).sum())
+        self.V, self.AV = torch.cat([self.V, V[:, :nlock]], 1), torch.cat([self.AV, AV[:, :nlock]], 1)
+        self.theta, self.res = torch.cat([self.theta, theta[:nlock]]), torch.cat([self.res, r[:nlock]])
+        V, AV, theta, r = V[:, nlock:], AV[:, nlock:], theta[nlock:], r[nlock:]
+        ritz, order = torch.sort(torch.cat([self.theta, theta]))
+        res = torch.cat([self.res, r])[order]
+        worst = float(res[:k].max())
+        info.history.append((prob.matvecs, worst))
+        if worst < STAGNATION_FACTOR * self.worst:
+            self.best_iter = info.outer_iters
+        if worst < self.worst:
+            self.worst, self.best = worst, (ritz[:k], torch.cat([self.V, V], 1)[:, order[:k]], res[:k], info)
+        if worst <= prob.tol:
+            self.stop = True
+        elif info.outer_iters - self.best_iter >= STAGNATION_WINDOW:
+            info.stagnated, self.stop = True, True
+            info.message = f"stagnated: no new best max residual in {STAGNATION_WINDOW} outer iterations"
+        return V, AV, theta, r, ritz, res
 
 
 def _whole_space_cheaper(prob: _Problem, degree: int, columns: int) -> bool:

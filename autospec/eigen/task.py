@@ -72,8 +72,8 @@ class FilterInput:
     iteration: torch.Tensor  # (B,): outer iteration (0: the Lanczos probe)
     top: torch.Tensor  # (B,): the probe's largest Ritz value θ_top
     top_residual: torch.Tensor  # (B,): its residual norm r_top (absolute)
-    k: int
-    block: int
+    k: int | torch.Tensor  # per row (B,) in labelled batches
+    block: int | torch.Tensor
 
     @classmethod
     def from_context(cls, ctx) -> "FilterInput":
@@ -82,6 +82,25 @@ class FilterInput:
         return cls(ctx.ritz.double().cpu()[None], ctx.residuals.double().cpu()[None], one(ctx.lower),
                    one(ctx.upper), one(ctx.lowest), one(ctx.iteration), one(ctx.probe.theta_max),
                    one(ctx.probe.top_residual()), int(ctx.wanted), int(ctx.block))
+
+
+def filter_features(ctx: FilterInput, scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Tokens ``[min(v,4), log v/10, log r/10, wanted, in block]`` per Ritz value and globals
+    ``[log δ/10, k/s, r/100, [iteration > 0], log((b − θ_top)/(b − a))/10, log(r_top/(b − θ_top))/10]``
+    (float32); ``ctx.k`` and ``ctx.block`` are ints or per-row tensors."""
+    v = (ctx.ritz - ctx.lowest.unsqueeze(-1)) / scale.unsqueeze(-1)
+    rank = torch.arange(ctx.ritz.shape[-1]).expand_as(v)
+    k, block = (torch.as_tensor(x, dtype=v.dtype).reshape(-1, 1) for x in (ctx.k, ctx.block))
+    tokens = torch.stack([v.clamp(0, 4), v.clamp_min(1e-6).log() / 10, (ctx.residuals + 1e-16).log() / 10,
+                          (rank < k).to(v.dtype), (rank < block).to(v.dtype)], dim=-1)
+    width = (ctx.upper - ctx.lower).clamp_min(_TINY)
+    delta = scale / width
+    overshoot = (ctx.upper - ctx.top).clamp_min(_TINY)
+    glob = torch.stack([delta.clamp_min(1e-30).log() / 10, (k / block).reshape(-1).expand_as(delta),
+                        torch.full_like(delta, ctx.ritz.shape[-1] / 100), (ctx.iteration > 0).to(delta.dtype),
+                        (overshoot / width).clamp_min(1e-30).log() / 10,
+                        (ctx.top_residual / overshoot).clamp_min(1e-30).log() / 10], -1)
+    return tokens.float(), glob.float()
 
 
 @register_task
@@ -116,21 +135,7 @@ class EigfilterTask:
         return (ctx.lower - ctx.lowest).clamp_min(_TINY)
 
     def features(self, ctx: FilterInput, scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Tokens ``[min(v,4), log v/10, log r/10, wanted, in block]`` per Ritz value and globals
-        ``[log δ/10, k/s, r/100, [iteration > 0], log((b − θ_top)/(b − a))/10, log(r_top/(b − θ_top))/10]``
-        (float32)."""
-        v = (ctx.ritz - ctx.lowest.unsqueeze(-1)) / scale.unsqueeze(-1)
-        rank = torch.arange(ctx.ritz.shape[-1]).expand_as(v)
-        tokens = torch.stack([v.clamp(0, 4), v.clamp_min(1e-6).log() / 10, (ctx.residuals + 1e-16).log() / 10,
-                              (rank < ctx.k).to(v.dtype), (rank < ctx.block).to(v.dtype)], dim=-1)
-        width = (ctx.upper - ctx.lower).clamp_min(_TINY)
-        delta = scale / width
-        overshoot = (ctx.upper - ctx.top).clamp_min(_TINY)
-        glob = torch.stack([delta.clamp_min(1e-30).log() / 10, torch.full_like(delta, ctx.k / ctx.block),
-                            torch.full_like(delta, ctx.ritz.shape[-1] / 100), (ctx.iteration > 0).to(delta.dtype),
-                            (overshoot / width).clamp_min(1e-30).log() / 10,
-                            (ctx.top_residual / overshoot).clamp_min(1e-30).log() / 10], -1)
-        return tokens.float(), glob.float()
+        return filter_features(ctx, scale)
 
     # -- the filter ---------------------------------------------------------------------------
     def polynomial(self, ctx: FilterInput, corrections=None) -> tuple[ChebyshevBasis, torch.Tensor]:
