@@ -40,7 +40,9 @@ def train(cfg: DictConfig) -> dict:
         max_steps=int(cfg.trainer.max_steps),
         **_plain(cfg.optim),
     )
-    print(f"engine: {cfg.engine.backbone} backbone, {system.engine.parameter_counts()} parameters", flush=True)
+    counts = system.engine.parameter_counts()
+    print(f"engine: {cfg.engine.backbone} backbone, {counts['total']:,} parameters "
+          f"({counts['backbone']:,} in the backbone)", flush=True)
     loggers = _instantiate_group(cfg.get("logger"))
     callbacks = [c for c in _instantiate_group(cfg.get("callbacks"))
                  if loggers or not isinstance(c, L.pytorch.callbacks.LearningRateMonitor)]  # it needs a logger
