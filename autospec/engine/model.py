@@ -98,7 +98,7 @@ def build_backbone(name: str, width: int, depth: int, heads: int, options: dict)
     cls = BACKBONES[name]
     unknown = sorted(set(options) - set(getattr(cls, "options", ())))
     if unknown:
-        raise InputValueError(f"engine backbone {name!r} takes no setting(s) {unknown}")
+        raise InputValueError(f"the engine settings do not build backbone {name!r}: it takes no setting(s) {unknown}")
     return cls(width, depth, **({"heads": heads} if name in ATTENTION else {}), **options)
 
 
