@@ -297,17 +297,20 @@ def set_preconditioner(ksp, method: str = "autospec", *, native: bool = False, *
     if poly.interval is None:
         raise InputValueError(f"the {method} polynomial here is not a Chebyshev polynomial on an interval "
                               "(the engine chose a minimax candidate): use native=False")
-    prefix = f"autospec_{id(ksp)}_"
-    opts = PETSc.Options()
-    for key, value in {"ksp_type": "chebyshev", "pc_type": "none", "ksp_norm_type": "none",
-                       "ksp_max_it": poly.degree + 1, "ksp_convergence_test": "skip",
-                       "ksp_chebyshev_eigenvalues": "{:.17g},{:.17g}".format(*poly.interval)}.items():
-        opts[f"{prefix}ksp_{key}"] = value
     pc.setType(PETSc.PC.Type.KSP)
-    ksp.setOptionsPrefix(prefix)
     inner = pc.getKSP()
-    inner.setOptionsPrefix(prefix + "ksp_")
+    prefix = f"autospec_cheb{id(inner)}_"  # our own inner KSP: the user's prefixes stay as they are
+    inner.setOptionsPrefix(prefix)
+    inner.setType(PETSc.KSP.Type.CHEBYSHEV)
+    inner.getPC().setType(PETSc.PC.Type.NONE)
+    inner.setNormType(PETSc.KSP.NormType.NONE)  # no reduction inside the preconditioner
+    inner.setTolerances(max_it=poly.degree + 1)  # x_k = p_{k-1}(A) b from x_0 = 0: degree d needs d + 1 steps
+    opts = PETSc.Options(prefix)  # petsc4py 3.18 has no KSPChebyshevSetEigenvalues: through the options
+    opts["ksp_chebyshev_eigenvalues"] = "{:.17g},{:.17g}".format(*poly.interval)
+    opts["ksp_convergence_test"] = "skip"
     inner.setFromOptions()
+    for key in ("ksp_chebyshev_eigenvalues", "ksp_convergence_test"):
+        opts.delValue(key)
     return poly
 
 

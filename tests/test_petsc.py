@@ -144,3 +144,22 @@ def test_two_ranks_match_one_rank():
         assert abs(a["outer_iters"] - b["outer_iters"]) <= 0.02 * a["outer_iters"], (a, b)
         assert b["reductions"] == a["reductions"]
         assert b["mpi_reductions"] >= b["reductions"]  # PETSc's own MPI count (one rank needs none)
+
+
+def test_native_chebyshev_applies_the_same_polynomial_and_keeps_the_users_prefix():
+    A, v = _problem()
+    mat = ap.matrix_from_scipy(A)
+    x = ap.vector(mat, v)
+    out = {}
+    for native in (False, True):
+        ksp = PETSc.KSP().create()
+        ksp.setOptionsPrefix("mine_")
+        ksp.setOperators(mat)
+        ksp.setType(PETSc.KSP.Type.CG)
+        ap.set_preconditioner(ksp, "chebyshev", native=native)
+        ksp.setUp()
+        y = mat.createVecRight()
+        ksp.getPC().apply(x, y)
+        out[native] = y.getArray().copy()
+        assert ksp.getOptionsPrefix() == "mine_"
+    np.testing.assert_allclose(out[True], out[False], rtol=1e-9, atol=1e-12 * np.abs(out[False]).max())
