@@ -55,8 +55,8 @@ def fused_cg_steps(op: Operator, b: torch.Tensor, x0: torch.Tensor, precond: App
                              "build the operator in that dtype explicitly")
     x, r = x0.contiguous(), r0.clone(memory_format=torch.contiguous_format)
     w2 = None if weights is None else (weights.to(r.dtype) ** 2).reshape(r.shape[0], -1).expand_as(r).contiguous()
-    csr = native.csr_of(op, x, r) if r.shape[1] == 1 else None
-    step = _NativeVector(op, csr, w2) if csr is not None else _TorchBlock(op, w2, policy)
+    csr = native.csr_of(op, x, r)
+    step = (_TorchBlock if csr is None else _NativeVector if r.shape[1] == 1 else _NativeBlock)(op, w2, policy)
     z = r if precond is None else precond(r)
     p = z.clone(memory_format=torch.contiguous_format)
     rz = policy.dots(r, z)
@@ -82,8 +82,8 @@ def fused_cg_steps(op: Operator, b: torch.Tensor, x0: torch.Tensor, precond: App
 class _NativeVector:
     """One right-hand side on a CPU CSR operator: the fused C kernels (scalars on the Python side)."""
 
-    def __init__(self, op: Operator, csr: native.CSR, w2: torch.Tensor | None):
-        self.op, self.csr, self.w2 = op, csr, w2
+    def __init__(self, op: Operator, w2: torch.Tensor | None, policy: DtypePolicy):
+        self.op, self.csr, self.w2 = op, native.csr_of(op), w2
 
     def product(self, p, q) -> torch.Tensor:
         self.op.count(1)
@@ -108,7 +108,7 @@ class _TorchBlock:
         self.op, self.w2, self.policy = op, w2, policy
 
     def product(self, p, q) -> torch.Tensor:
-        self.op.matmat_add(p, q.zero_())
+        native.product(self.op, p, q)
         return self.policy.dots(p, q)
 
     def update(self, alpha, p, q, x, r) -> torch.Tensor:
@@ -119,3 +119,19 @@ class _TorchBlock:
 
     def direction(self, beta, z, p) -> None:
         p.mul_(beta.to(p.dtype)).add_(z)
+
+
+class _NativeBlock(_TorchBlock):
+    """k right-hand sides on a CPU CSR operator: C SpMM (one matrix read for k columns) and one-pass
+    block updates; the dots as the diagonal of a k×k GEMM."""
+
+    def update(self, alpha, p, q, x, r) -> torch.Tensor:
+        (n, k), alpha = r.shape, alpha.to(torch.float64).contiguous()
+        rr = torch.empty(k, dtype=torch.float64)
+        native.vector_fn("cg_update_block", r.dtype)(n, k, alpha.data_ptr(), p.data_ptr(), q.data_ptr(), x.data_ptr(),
+                                                     r.data_ptr(), native.ptr(self.w2), rr.data_ptr(), native.threads())
+        return rr.to(self.policy.accumulate).unsqueeze(0)
+
+    def direction(self, beta, z, p) -> None:
+        (n, k), beta = p.shape, beta.to(torch.float64).contiguous()
+        native.vector_fn("direction_block", p.dtype)(n, k, beta.data_ptr(), z.data_ptr(), p.data_ptr(), native.threads())

@@ -43,7 +43,8 @@ class DtypePolicy:
                                      "explicitly (the kernels never downcast on their own)")
 
     def dots(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """``uᵀv`` per column, accumulated in ``accumulate``: shape ``(1, k)``."""
-        if u.dtype == self.accumulate:
-            return torch.linalg.vecdot(u, v, dim=0).unsqueeze(0)
-        return torch.linalg.vecdot(u.to(self.accumulate), v.to(self.accumulate), dim=0).unsqueeze(0)
+        """``uᵀv`` per column of ``(n, k)`` blocks, accumulated in ``accumulate``: shape ``(1, k)`` (the
+        diagonal of the k×k GEMM ``uᵀv``: one BLAS pass over both blocks, no strided reduction)."""
+        if u.dtype != self.accumulate:
+            u, v = u.to(self.accumulate), v.to(self.accumulate)
+        return (u.mT @ v).diagonal().unsqueeze(0)

@@ -7,8 +7,8 @@ in-place update per degree, the same recurrences as :mod:`autospec.core.recurren
 Three paths, chosen by the operands: a vector on a CPU CSR operator runs the C kernels of
 :mod:`autospec.core.native` (one pass per degree); on CUDA the whole application is captured
 once per (shape, dtype) as a CUDA graph and replayed (one launch per application, products
-counted per replay); anything else (blocks, other operators) runs in-place torch operations
-(:meth:`Operator.matmat_add`, no temporaries). Coefficients must be one polynomial (no batch
+counted per replay); anything else (blocks, other operators) runs in-place torch operations around
+one product per degree (:func:`autospec.core.native.product`: the C SpMM on CPU CSR), no temporaries. Coefficients must be one polynomial (no batch
 of operators) and need no gradient — otherwise the caller keeps the differentiable recurrence.
 """
 
@@ -61,7 +61,7 @@ def _three_term(poly: ThreeTerm, op: Operator, r, s: float, csr) -> torch.Tensor
     x = torch.mul(r, c0)
     d, rho, t = x.clone(), r.clone(), torch.empty_like(r)
     for a, b in zip(alpha, beta):
-        op.matmat_add(d, t.zero_())
+        native.product(op, d, t)
         rho.sub_(t.div_(s))
         d.mul_(a).add_(rho, alpha=b)
         x.add_(d)
@@ -84,7 +84,7 @@ def _basis(poly: ChebyshevBasis, op: Operator, z, s: float, csr) -> torch.Tensor
     y = torch.mul(z, c[0])
     u, v, t = z.clone(), torch.empty_like(z), torch.empty_like(z)  # u = w_k; v = w_{k−1}, overwritten by w_{k+1}
     for k, ck in enumerate(c[1:], start=1):
-        op.matmat_add(u, t.zero_()).div_(s).sub_(u, alpha=theta).div_(delta)
+        native.product(op, u, t).div_(s).sub_(u, alpha=theta).div_(delta)
         v.copy_(t) if k == 1 else v.mul_(-1).add_(t, alpha=2)
         y.add_(v, alpha=ck)
         u, v = v, u

@@ -36,8 +36,10 @@ _SIGNATURES = {  # name: (restype, argtypes) — matrix kernels take (n, [k,] pt
     "direction": (None, [_I64, _D, _P, _P, _INT]),
     "axpy_norm": (_D, [_I64, _D, _P, _P, _INT]),
     "dot": (_D, [_I64, _P, _P, _INT]),
+    "cg_update_block": (None, [_I64, _I64, _P, _P, _P, _P, _P, _P, _P, _INT]),
+    "direction_block": (None, [_I64, _I64, _P, _P, _P, _INT]),
 }
-_VECTOR_KERNELS = ("cg_update", "direction", "axpy_norm", "dot")
+_VECTOR_KERNELS = ("cg_update", "direction", "axpy_norm", "dot", "cg_update_block", "direction_block")
 _VALUE = {torch.float64: "f64", torch.float32: "f32"}
 _INDEX = {torch.int32: "i32", torch.int64: "i64"}
 
@@ -131,6 +133,16 @@ def spmm(csr: CSR, x: torch.Tensor, out: torch.Tensor, scale: float = 1.0) -> to
     k = 1 if x.ndim == 1 else x.shape[-1]
     csr.fn("spmm")(csr.n, k, *csr.args(), scale, x.data_ptr(), out.data_ptr(), threads())
     return out
+
+
+def product(op, V: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``out = A V`` (counted) for a vector or an ``(n, k)`` block: the C kernel on a CPU CSR
+    operator (one pass, k columns per matrix read), else ``op.matmat_add`` into a zeroed ``out``."""
+    csr = csr_of(op, V, out)
+    if csr is None:
+        return op.matmat_add(V, out.zero_())
+    op.count(1 if V.ndim == 1 else V.shape[-1])
+    return spmm(csr, V, out)
 
 
 def ptr(t: torch.Tensor | None) -> int | None:

@@ -22,13 +22,16 @@ void FN(spmm)(int64_t n, int64_t k, const I *ptr, const I *idx, const V *val, do
     }
     #pragma omp parallel for schedule(static) num_threads(nt)
     for (int64_t i = 0; i < n; i++) {
-        V *yi = y + i * k;
-        for (int64_t c = 0; c < k; c++) yi[c] = 0;
-        for (I j = ptr[i]; j < ptr[i + 1]; j++) {
-            const V a = val[j], *xj = x + (int64_t)idx[j] * k;
-            for (int64_t c = 0; c < k; c++) yi[c] += a * xj[c];
+        V acc[BLOCK];  /* the row's k sums in registers, not re-read through y (k <= BLOCK) */
+        for (int64_t c0 = 0; c0 < k; c0 += BLOCK) {
+            const int64_t kc = k - c0 < BLOCK ? k - c0 : BLOCK;
+            for (int64_t c = 0; c < kc; c++) acc[c] = 0;
+            for (I j = ptr[i]; j < ptr[i + 1]; j++) {
+                const V a = val[j], *xj = x + (int64_t)idx[j] * k + c0;
+                for (int64_t c = 0; c < kc; c++) acc[c] += a * xj[c];
+            }
+            for (int64_t c = 0; c < kc; c++) y[i * k + c0 + c] = (V)(acc[c] * scale);
         }
-        for (int64_t c = 0; c < k; c++) yi[c] = (V)(yi[c] * scale);
     }
 }
 
@@ -135,6 +138,30 @@ double FN(axpy_norm)(int64_t n, double alpha, const V *q, V *w, int nt) {
     return nn;
 }
 
+/* blocks n x k (row-major): x += alpha_c p;  r -= alpha_c q;  rr_c = sum_i w2_i r_ic^2 */
+void FN(cg_update_block)(int64_t n, int64_t k, const double *alpha, const V *p, const V *q, V *x, V *r,
+                         const V *w2, double *rr, int nt) {
+    for (int64_t c = 0; c < k; c++) rr[c] = 0;
+    #pragma omp parallel for schedule(static) reduction(+:rr[:k]) num_threads(nt)
+    for (int64_t i = 0; i < n; i++) {
+        for (int64_t c = 0; c < k; c++) {
+            const int64_t e = i * k + c;
+            x[e] += (V)(alpha[c] * p[e]);
+            V ri = r[e] - (V)(alpha[c] * q[e]);
+            r[e] = ri;
+            double rd = (double)ri * ri;
+            rr[c] += w2 ? w2[e] * rd : rd;
+        }
+    }
+}
+
+/* blocks: p = z + beta_c p */
+void FN(direction_block)(int64_t n, int64_t k, const double *beta, const V *z, V *p, int nt) {
+    #pragma omp parallel for schedule(static) num_threads(nt)
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t c = 0; c < k; c++) p[i * k + c] = z[i * k + c] + (V)(beta[c] * p[i * k + c]);
+}
+
 /* returns u.v */
 double FN(dot)(int64_t n, const V *u, const V *v, int nt) {
     double s = 0;
@@ -147,6 +174,7 @@ double FN(dot)(int64_t n, const V *u, const V *v, int nt) {
 MAIN = r"""
 #include <stdint.h>
 #include <stddef.h>
+#define BLOCK 8
 #define V double
 #define FN(name) name##_f64
 #include "vector.h"
