@@ -16,7 +16,9 @@ a row interleaved, the minimum of ``--repeats`` runs:
 - learned PCG (``solve(method="autospec")``, rtol 1e-8) against SciPy's plain ``cg`` to the same
   rtol: wall ratio, matvec overhead ``outer·(d+1)/cg_iters`` and per-matvec cost ``wall/(matvecs·SpMV)``;
 - the 50-step probe: wall time in SpMVs of this table, and as the probe reports it
-  (``Probe.spmv_equivalents``), beside the full-reorthogonalisation probe.
+  (``Probe.spmv_equivalents``), beside the full-reorthogonalisation probe;
+- with ``--block k``: PCG on k right-hand sides as one block over k vector solves (plain, and with a
+  degree-10 Chebyshev M).
 """
 
 from __future__ import annotations
@@ -122,6 +124,22 @@ def cg_row(A, b, iters: int, repeats: int) -> dict:
     return {"cg/scipy": times["solve"] / times["scipy"], "pcg/scipy": times["pcg"] / times["scipy"]}
 
 
+def block_row(A, columns: int, iters: int, repeats: int) -> dict:
+    """PCG on ``columns`` right-hand sides as one block against one vector solve per column."""
+    B = np.random.default_rng(1).standard_normal((A.shape[0], columns))
+    M = autospec.chebyshev_preconditioner(A, degree=DEGREE)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        times = interleaved({
+            "block": lambda: autospec.pcg(A, B, rtol=1e-300, maxiter=iters),
+            "columns": lambda: [autospec.pcg(A, B[:, j], rtol=1e-300, maxiter=iters) for j in range(columns)],
+            "block M": lambda: autospec.pcg(A, B, rtol=1e-300, maxiter=iters // DEGREE, M=M),
+            "columns M": lambda: [autospec.pcg(A, B[:, j], rtol=1e-300, maxiter=iters // DEGREE, M=M)
+                                  for j in range(columns)],
+        }, repeats, warm=False)
+    return {"block/columns": times["block"] / times["columns"], "block/columns (M)": times["block M"] / times["columns M"]}
+
+
 def learned_row(A, b, spmv: float, repeats: int) -> dict:
     count = [0]
     results = {}
@@ -163,6 +181,7 @@ def main():
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--cg-iters", type=int, default=200)
     parser.add_argument("--skip-learned", action="store_true", help="no full learned-PCG/SciPy solves")
+    parser.add_argument("--block", type=int, default=0, help="also PCG on this many right-hand sides as a block")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore", message="Sparse (CSR tensor support|invariant checks)")
@@ -180,6 +199,8 @@ def main():
         row.update(polynomial_row(A, unit, args.repeats))
         row.update(cg_row(A, b, args.cg_iters, args.repeats))
         row.update(probe_row(A, unit, args.repeats))
+        if args.block:
+            row.update(block_row(A, args.block, args.cg_iters, args.repeats))
         if not args.skip_learned:
             row.update(learned_row(A, b, unit, args.repeats))
         rows.append(row)

@@ -8,8 +8,9 @@ Three paths, chosen by the operands: a vector on a CPU CSR operator runs the C k
 :mod:`autospec.core.native` (one pass per degree); on CUDA the whole application is captured
 once per (shape, dtype) as a CUDA graph and replayed (one launch per application, products
 counted per replay); anything else (blocks, other operators) runs in-place torch operations around
-one product per degree (:func:`autospec.core.native.product`: the C SpMM on CPU CSR), no temporaries. Coefficients must be one polynomial (no batch
-of operators) and need no gradient — otherwise the caller keeps the differentiable recurrence.
+one product per degree (:func:`autospec.core.native.product`: the C SpMM on CPU CSR), no
+temporaries. Coefficients must be one polynomial for one operator (no batch) and need no
+gradient — otherwise the caller keeps the differentiable recurrence.
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ from autospec.core.recurrences import ChebyshevBasis, ThreeTerm
 Poly = ThreeTerm | ChebyshevBasis
 
 
-def supported(poly: Poly, r: torch.Tensor) -> bool:
-    """Whether :func:`apply` takes ``poly`` and ``r``: scalar coefficients, no autograd, a real dtype."""
+def supported(poly: Poly, op: Operator, r: torch.Tensor) -> bool:
+    """Whether :func:`apply` takes these: one operator, scalar coefficients, no autograd, a real dtype."""
     coefficients = poly.flat()
     return (coefficients.ndim == 1 and not coefficients.requires_grad and not r.requires_grad
+            and not getattr(op, "batch_shape", ()) and r.dtype == op.dtype
             and r.dtype in (torch.float64, torch.float32) and r.ndim in (1, 2))
 
 

@@ -45,7 +45,7 @@ class PolynomialPreconditioner:
 
     def __call__(self, r: torch.Tensor) -> torch.Tensor:
         s = self.scale
-        if polynomial.supported(self.poly, r):  # fused, in place (autospec.kernels.polynomial)
+        if polynomial.supported(self.poly, self.op, r):  # fused, in place (autospec.kernels.polynomial)
             return polynomial.apply(self.poly, self.op, r, s)
         return self.poly.apply(lambda V: self.op.matmat(V) / s, r) / s
 
