@@ -64,3 +64,12 @@ def test_ddp_two_processes_validate_as_one(tmp_path):
     a, b = one["meta"]["metrics"]["best/val_log_ratio"], ddp["meta"]["metrics"]["best/val_log_ratio"]
     assert a < -0.05 and b < -0.05  # both learned to beat the Chebyshev start
     assert abs(a - b) <= 0.02, (a, b)  # log units: the geometric-mean ratios agree within ~2 %
+
+
+@pytest.mark.slow
+def test_ddp_on_the_synthetic_stream(tmp_path):
+    """The gradient-trained task on on-the-fly spectra (rank-strided seeds) runs under DDP too."""
+    out = _train(tmp_path, "smoke", "experiment=smoke", "trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu",
+                 "trainer.max_steps=4", "trainer.val_check_interval=2")
+    assert "GLOBAL_RANK: 1" in out["stdout"] + out["stderr"]
+    assert out["meta"]["global_step"] >= 2 and "val/log_ratio" in out["meta"]["metrics"]
