@@ -92,5 +92,8 @@ def run_plan(prob: _Problem, index: int, *, degree: int = DEFAULT_DEGREE, max_de
     top = MAX_DEGREE if max_degree is None else int(max_degree)
     if plan.step == "chfsi":
         return _subspace_iteration(prob, _UpperFilter(plan.upper(prob.probe), degree), reprobe, max(top, degree), whole_space)
-    columns = ColumnPlan(base=degree + 1, upper=plan.upper(prob.probe), max_degree=max(top, degree + 1))
-    return column_iteration(prob, columns, whole_space)
+    # T_{m+1} per column costs m + 1 products (the Rayleigh–Ritz product is its first), as ChFSI's degree m
+    columns = ColumnPlan(base=degree + 1, upper=plan.upper(prob.probe), max_degree=max(top, degree) + 1)
+    theta, V, res, info = column_iteration(prob, columns, whole_space)
+    info.degree = max(info.degree - 1, 0)  # reported in ChFSI's units, as max_degree is given
+    return theta, V, res, info
