@@ -28,6 +28,7 @@ import torch
 from autospec.core.intervals import ritz_interval
 from autospec.core.probe import Probe
 from autospec.core.recurrences import chebyshev_three_term
+from autospec.engine.choice import CostFit
 from autospec.errors import InputValueError
 from autospec.learned import register_task
 from autospec.linsys import candidates
@@ -56,13 +57,12 @@ def quadrature_features(probe: Probe, scale: torch.Tensor) -> tuple[torch.Tensor
 
 
 @register_task
-class LinsysChoiceTask:
+class LinsysChoiceTask(CostFit):
     """A learned choice among candidate preconditioners (see the module docstring)."""
 
     name = "linsys-choice"
     family = "linsys"
     inference = inference
-    trained_on_labels = True
     features = staticmethod(quadrature_features)
 
     def __init__(self, degree: int = 10, rtol: float = 1e-8, max_iters: int = 3000, huber: float = 0.1):
@@ -109,17 +109,3 @@ class LinsysChoiceTask:
             if poly is not None and polynomial_is_safe(poly, upper):
                 return index, poly
         return 0, candidates.candidate(probe, 0, self.degree)
-
-    @staticmethod
-    def ranking(scores: torch.Tensor) -> torch.Tensor:
-        """Candidate indices from the lowest predicted cost up (stable: ties keep index order)."""
-        return torch.sort(scores, dim=-1, stable=True).indices
-
-    def loss(self, scores: torch.Tensor, costs: torch.Tensor) -> torch.Tensor:
-        """Smooth-L1 fit of the relative log-costs ``log n_c − log n_0`` of every candidate."""
-        target = costs - costs[..., :1]
-        return torch.nn.functional.smooth_l1_loss(scores.to(target.dtype), target, beta=self.huber)
-
-    def chosen(self, scores: torch.Tensor, costs: torch.Tensor) -> torch.Tensor:
-        """The label cost of the choice (labels already price a safeguard fallback)."""
-        return costs.gather(-1, self.ranking(scores)[..., :1]).squeeze(-1)

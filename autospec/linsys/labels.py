@@ -26,13 +26,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from autospec.core.intervals import ritz_interval
 from autospec.core.operators import Diagonal
 from autospec.core.probe import Probe, lanczos
 from autospec.core.recurrences import chebyshev_three_term, evaluate
 from autospec.core.spectra import ALL_FAMILIES, sample_spectra
+from autospec.engine.choice import read_labelled
 from autospec.errors import ArtifactError, InputValueError
 from autospec.linsys import candidates
 from autospec.linsys.deflation import deflated_pcg_iterations, padded_ritz_vectors
@@ -150,19 +151,7 @@ def save_labels(path: str | Path, labelled: dict, settings: LabelSettings) -> Pa
 
 def load_labels(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     """``(tensors, metadata)`` of a labelled set; raises ``ArtifactError`` on a foreign or stale file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ArtifactError(f"labelled set {path} does not exist (make it with `python -m autospec labels {path}`)")
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), "pt") as f:
-            meta = json.loads((f.metadata() or {}).get("autospec", "{}"))
-        tensors = load_file(str(path))
-    except Exception as err:  # noqa: BLE001 - any parse failure is a corrupt file
-        raise ArtifactError(f"labelled set {path} is not readable: {err}") from err
-    if meta.get("format") != FORMAT:
-        raise ArtifactError(f"{path} is not an autospec linsys labelled set")
+    tensors, meta = read_labelled(path, FORMAT, "python -m autospec labels")
     if meta.get("candidates") != candidates.COUNT:
         raise ArtifactError(f"{path} labels {meta.get('candidates')} candidates, this version has {candidates.COUNT}: "
                             f"relabel it")
