@@ -62,7 +62,7 @@ from autospec.evaluation.runner import (
     write_rows,
 )
 from autospec.core.recurrences import chebyshev_three_term, evaluate
-from autospec.linsys.learned import preconditioner_from_probe
+from autospec.linsys.learned import plan_from_probe
 from autospec.linsys.solve import DEFAULT_ENGINE, jacobi_scaling, solve
 
 CSV_COLUMNS = ("matrix", "n", "nnz", "method", "degree", "probe_steps", "outer_iters", "matvecs", "seconds",
@@ -170,8 +170,9 @@ def _chebyshev_polynomial(interval: tuple[float, float], degree: int) -> Polynom
 
 
 def _learned_polynomial(engine: LearnedEngine, op: Operator, probe_steps: int, seed: int) -> Polynomial:
-    """The polynomial ``solve(method="autospec")`` applied: same operator, probe and safeguard."""
-    M, _ = preconditioner_from_probe(engine, op, lanczos(op, steps=probe_steps, seed=seed))
+    """The polynomial ``solve(method="autospec")`` applied: same operator, probe and safeguard
+    (with deflation it acts on the deflated operator, but the polynomial is the one applied)."""
+    M, _, _ = plan_from_probe(engine, op, lanczos(op, steps=probe_steps, seed=seed))
     return lambda lam: M.polynomial(lam).numpy()
 
 
