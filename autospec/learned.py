@@ -85,9 +85,13 @@ class LearnedEngine:
 
     @torch.no_grad()
     def outputs(self, probe) -> tuple[torch.Tensor, ...]:
-        """The engine's raw outputs (float64) for a probe (or the task's engine input)."""
-        scale = self.task.scale(probe)
-        return tuple(c.double() for c in self.engine(*self.task.features(probe, scale)))
+        """The engine's raw outputs (float64, on the probe's device) for a probe (or the task's
+        engine input); the engine may live on another device."""
+        features = self.task.features(probe, self.task.scale(probe))
+        home = next(f.device for f in features if isinstance(f, torch.Tensor))
+        device = next(self.engine.parameters()).device
+        moved = [f.to(device) if isinstance(f, torch.Tensor) else f for f in features]
+        return tuple(c.to(home, torch.float64) for c in self.engine(*moved))
 
     def coefficients_from_probe(self, probe):
         """``(poly, scale)``: the task's polynomial (float64) for a probe (or the task's engine input)."""
