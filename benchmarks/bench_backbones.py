@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from bench_engine import held_out, learned_count
+from bench_engine import labelled_held_out, learned_count
 from bench_matfun_engine import spectra
 from common import REPO, print_table
 from hydra import compose, initialize_config_dir
@@ -51,10 +51,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import open_dict
 
 from autospec import matfun
-from autospec.core.operators import Diagonal
-from autospec.core.probe import lanczos
 from autospec.learned import load
-from autospec.linsys.labels import LabelSettings, label_spectrum
+from autospec.linsys.labels import LabelSettings
 from autospec.training.train import train
 
 PMM = {"backbone": "pmm", "eigenvalues": 4, "repulsion": 1e-3}
@@ -91,14 +89,8 @@ def fit(experiment: str, engine: dict, steps: int, val_every: int, seed: int, ou
 def linsys_cases(spectra: int, operators: int, labels_like) -> list[dict]:
     """The held-out spectra of ``bench_engine.py`` with their probe and the exact PCG count of every
     candidate (an engine's choice is priced by them, as ``bench_engine.py`` does)."""
-    cases = []
-    for source, family, lam, seed in held_out(spectra, operators):
-        lam = lam.double()
-        w = torch.randn(1, lam.numel(), 1, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-        probe = lanczos(Diagonal(lam), steps=labels_like.probe_steps, seed=seed)
-        counts = label_spectrum(lam, w, probe, labels_like).tolist()
-        cases.append({"set": source, "probe": probe, "counts": counts, "best": min(counts[0], counts[1])})
-    return cases
+    return [{"set": source, "probe": probe, "counts": counts, "best": min(counts[0], counts[1])}
+            for source, _, _, probe, counts in labelled_held_out(spectra, operators, labels_like)]
 
 
 def linsys_held_out(artifact: Path, cases: list[dict], settings: LabelSettings) -> dict:

@@ -50,6 +50,16 @@ def held_out(spectra: int, operators: int):
         yield "operators", name, torch.as_tensor(lam), HELD_OUT_OPERATORS + i
 
 
+def labelled_held_out(spectra: int, operators: int, settings: LabelSettings):
+    """Yield ``(set, family, λ, probe, counts)``: every held-out spectrum with its probe and the
+    exact PCG count of every candidate (a Gaussian right-hand side seeded like the probe)."""
+    for source, family, lam, seed in held_out(spectra, operators):
+        lam = lam.double()
+        w = torch.randn(1, lam.numel(), 1, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+        probe = lanczos(Diagonal(lam), steps=settings.probe_steps, seed=seed)
+        yield source, family, lam, probe, label_spectrum(lam, w, probe, settings).tolist()
+
+
 def best_fixed_candidate(labels: str, max_iters: int) -> int:
     tensors, _ = load_labels(labels)
     return int(label_costs(tensors["counts"], max_iters).mean(0).argmin())
@@ -68,11 +78,7 @@ def measure(engine_name: str, spectra: int, operators: int, labels: str) -> list
     settings = LabelSettings(degree=task.degree, probe_steps=engine.probe_steps, rtol=task.rtol, max_iters=task.max_iters)
     fixed = best_fixed_candidate(labels, task.max_iters)
     rows = []
-    for source, family, lam, seed in held_out(spectra, operators):
-        lam = lam.double()
-        w = torch.randn(1, lam.numel(), 1, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-        probe = lanczos(Diagonal(lam), steps=engine.probe_steps, seed=seed)
-        counts = label_spectrum(lam, w, probe, settings).tolist()
+    for source, family, lam, probe, counts in labelled_held_out(spectra, operators, settings):
         learned = learned_count(engine, probe, counts)
         best = min(counts[0], counts[1])
         rows.append({"set": source, "family": family.split("/")[0].split("+")[0], "autospec": learned,

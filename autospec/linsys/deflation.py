@@ -94,19 +94,13 @@ def deflated_pcg_iterations(lam: torch.Tensor, p: torch.Tensor, weights: torch.T
     """First k with ``‖r_k‖ <= rtol‖b‖`` for deflated PCG on ``diag(λ)`` with ``M = diag(p(λ))``
     per row of ``p`` (C, n), deflation spaces ``W`` (C, n, j) (zero columns: none) and
     ``b = weights`` (1, n, 1); ``max_iters + 1`` if never, ``-1`` where ``WᵀAW`` is singular."""
-    rows = (W != 0).any(-1).any(-1)  # only these systems are deflated: the others skip the projections
-    deflation = Deflation(W[rows], lam.unsqueeze(-1) * W[rows])
-
-    def project(V: torch.Tensor) -> torch.Tensor:
-        V = V.clone()
-        V[rows] = deflation.project(V[rows])
-        return V
-
+    deflation = Deflation(W, lam.unsqueeze(-1) * W)  # an all-zero space projects nothing away
     b = weights.to(lam.dtype).expand(p.shape[0], -1, -1)
     bnorm = b.norm(dim=-2).squeeze(-1)
     pp = safe_values(p).unsqueeze(-1)
-    run = cg_steps(lambda V: project(lam.unsqueeze(-1) * V), project(b), precond=lambda r: pp * r, freeze_below=rtol / 10)
+    run = cg_steps(lambda V: deflation.project(lam.unsqueeze(-1) * V), deflation.project(b),
+                   precond=lambda r: pp * r, freeze_below=rtol / 10)
     iters = iterations_to(run, lambda step: step.r.norm(dim=-2).squeeze(-1) / bnorm <= rtol, bnorm.shape, max_iters)
     iters[(p <= 0).any(-1)] = max_iters + 1
-    iters[torch.nonzero(rows).squeeze(-1)[~deflation.valid]] = -1
+    iters[~deflation.valid] = -1
     return iters

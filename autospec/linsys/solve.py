@@ -146,7 +146,7 @@ def solve(
     solution = (lambda y: y) if deflation is None else (lambda y: deflation.solution(rhs_s, y))
     # with scaling, stop on (and report) the residual of the original system: b − Ax = D⁻¹(Db − DAD y)
     weights = None if d is None else 1 / d
-    unscale = (lambda y: solution(y)) if d is None else (lambda y: _scale_by(d, solution(y)))
+    unscale = solution if d is None else (lambda y: _scale_by(d, solution(y)))
     on_iterate = None if callback is None else (lambda y: callback(to_caller(unscale(y), numpy_out)))
     y, info = pcg(system, rhs_d, x0_s, rtol=rtol, atol=atol, maxiter=maxiter, M=M, callback=on_iterate,
                   residual_weights=weights)

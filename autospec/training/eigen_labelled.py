@@ -30,14 +30,11 @@ class EigenLabelledDataModule(LabelledDataModule):
         super().__init__(path, max_iters=budget * UNIT, **kwargs)
         self.budget = int(budget)
 
-    def setup(self, stage: str | None = None):
-        if self.train_set is not None:
-            return
+    dataset = EigenLabelledSet
+
+    def read(self) -> dict[str, torch.Tensor]:
         tensors, meta = load_labels(self.path)
         if int(meta["probe_steps"]) != self.probe_steps or int(meta["budget"]) != self.budget:
             raise InputValueError(f"labelled set {self.path} has probe {meta['probe_steps']} / budget {meta['budget']}, "
                                   f"the engine is configured for {self.probe_steps} / {self.budget}")
-        order = torch.randperm(len(tensors["counts"]), generator=torch.Generator().manual_seed(self.seed))
-        cut = int(round(len(order) * self.val_fraction))
-        self.val_set = EigenLabelledSet(tensors, order[:cut], self.max_iters, self.probe_steps)
-        self.train_set = EigenLabelledSet(tensors, order[cut:], self.max_iters, self.probe_steps)
+        return tensors

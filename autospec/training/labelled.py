@@ -56,17 +56,24 @@ class LabelledDataModule(L.LightningDataModule):
         self.seed, self.max_iters, self.probe_steps = int(seed), int(max_iters), int(probe_steps)
         self.train_set = self.val_set = None
 
-    def setup(self, stage: str | None = None):
-        if self.train_set is not None:
-            return
+    dataset = LabelledSet  # the item type a subclass's labels batch into
+
+    def read(self) -> dict[str, torch.Tensor]:
+        """The labelled tensors, checked against this configuration."""
         tensors, meta = load_labels(self.path)
         if int(meta["probe_steps"]) != self.probe_steps:
             raise InputValueError(f"labelled set {self.path} was probed with {meta['probe_steps']} steps, "
-                             f"the engine is configured for {self.probe_steps}")
+                                  f"the engine is configured for {self.probe_steps}")
+        return tensors
+
+    def setup(self, stage: str | None = None):
+        if self.train_set is not None:
+            return
+        tensors = self.read()
         order = torch.randperm(len(tensors["counts"]), generator=torch.Generator().manual_seed(self.seed))
         cut = int(round(len(order) * self.val_fraction))
-        self.val_set = LabelledSet(tensors, order[:cut], self.max_iters, self.probe_steps)
-        self.train_set = LabelledSet(tensors, order[cut:], self.max_iters, self.probe_steps)
+        self.val_set = self.dataset(tensors, order[:cut], self.max_iters, self.probe_steps)
+        self.train_set = self.dataset(tensors, order[cut:], self.max_iters, self.probe_steps)
 
     def train_dataloader(self):
         gen = torch.Generator().manual_seed(self.seed + (self.trainer.global_step if self.trainer else 0))
