@@ -67,24 +67,29 @@ def check_number(name: str, value, *, low: float = 0.0, high: float = math.inf, 
                               f", got {value}")
 
 
-def check_betas(name: str, betas) -> None:
-    """Raise ``InputValueError`` unless ``betas`` is a pair of numbers in [0, 1)."""
-    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-        raise InputValueError(f"{name} must be a pair, got {betas!r}")
-    for beta in betas:
-        check_number(f"{name}[i]", beta, high=1.0, high_open=True)
+def check_settings(group: dict, *, numbers=(), fractions=(), counts=(), pairs=(), choices=None,
+                   optional=()) -> None:
+    """Check a parameter group's settings (``InputValueError`` on the first bad one): ``numbers``
+    are ``>= 0``, ``fractions`` in ``[0, 1)``, ``counts`` integers ``>= 1``, ``pairs`` (betas) two
+    fractions, ``choices`` maps a key to its allowed values; a key in ``optional`` may be None."""
+    def given(keys):
+        return [key for key in keys if not (key in optional and group[key] is None)]
 
-
-def check_count(name: str, value, *, low: int = 1) -> None:
-    """Raise ``InputValueError`` unless ``value`` is an integer ``>= low``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise InputValueError(f"{name} must be an integer >= {low}, got {value!r}")
-
-
-def check_choice(name: str, value, choices: Iterable[str]) -> None:
-    choices = tuple(choices)
-    if value not in choices:
-        raise InputValueError(f"unknown {name} {value!r}; choose one of {list(choices)}")
+    for key in given(numbers):
+        check_number(key, group[key])
+    for key in given(fractions):
+        check_number(key, group[key], high=1.0, high_open=True)
+    for key in given(counts):
+        if isinstance(group[key], bool) or not isinstance(group[key], int) or group[key] < 1:
+            raise InputValueError(f"{key} must be an integer >= 1, got {group[key]!r}")
+    for key in given(pairs):
+        if not isinstance(group[key], (tuple, list)) or len(group[key]) != 2:
+            raise InputValueError(f"{key} must be a pair, got {group[key]!r}")
+        for beta in group[key]:
+            check_number(f"{key}[i]", beta, high=1.0, high_open=True)
+    for key, allowed in (choices or {}).items():
+        if group[key] not in allowed:
+            raise InputValueError(f"unknown {key} {group[key]!r}; choose one of {list(allowed)}")
 
 
 def matrix_view(t: torch.Tensor) -> torch.Tensor:
@@ -121,12 +126,19 @@ def adamw_step(p: torch.Tensor, grad: torch.Tensor, state: dict, *, lr: float, b
 
 
 class MatrixOptimizer(torch.optim.Optimizer):
-    """Base of the optimizers: checks every parameter group (``_check_group``, also for groups
-    added later), counts the matrix-function work in :attr:`counts` (diagnostics, not state), and
-    loads state dicts without casting: ``torch.optim.Optimizer.load_state_dict`` casts every
-    floating state tensor to its parameter's dtype, which would round float32 statistics of a
-    bfloat16 parameter — here each tensor keeps the dtype it was saved with (moved to the
-    parameter's device), so a resumed run continues bit for bit."""
+    """Base of the optimizers: checks every parameter group (the settings both share — ``lr``,
+    ``weight_decay``, ``precision``, the method under :attr:`method_key` and ``engine`` — then the
+    subclass's ``_check_group``; also for groups added later), gives the dtype of the matrix
+    function (:meth:`_dtype`, never below the parameter's nor below :attr:`floor`), counts the
+    matrix-function work in :attr:`counts` (diagnostics, not state), and loads state dicts without
+    casting: ``torch.optim.Optimizer.load_state_dict`` casts every floating state tensor to its
+    parameter's dtype, which would round float32 statistics of a bfloat16 parameter — here each
+    tensor keeps the dtype it was saved with (moved to the parameter's device), so a resumed run
+    continues bit for bit."""
+
+    method_key: str  # the group setting that names the matrix function: "orthogonalizer" or "root"
+    methods: tuple[str, ...]  # its choices
+    floor: torch.dtype | None = None  # the lowest default precision of the matrix function
 
     def __init__(self, params, defaults: dict):
         self.counts = {"calls": 0, "matmuls": 0, "sketch_matmuls": 0, "fallbacks": 0}
@@ -135,6 +147,12 @@ class MatrixOptimizer(torch.optim.Optimizer):
     def add_param_group(self, param_group: dict) -> None:
         super().add_param_group(param_group)
         group = self.param_groups[-1]
+        check_settings(group, numbers=("lr", "weight_decay"), choices={self.method_key: self.methods})
+        group["precision"] = precision_name(group["precision"])
+        engine, method = group["engine"], group[self.method_key]
+        if engine is not None and (method != "autospec" or not isinstance(engine, str)):
+            raise InputValueError(f"engine= is a learned engine's name or path, used by {self.method_key}='autospec' "
+                                  "only")
         self._check_group(group)
         for p in group["params"]:
             if p.dtype not in PRECISIONS.values():
@@ -143,6 +161,10 @@ class MatrixOptimizer(torch.optim.Optimizer):
 
     def _check_group(self, group: dict) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
+
+    def _dtype(self, group: dict, p: torch.Tensor) -> torch.dtype:
+        """The dtype of ``p``'s matrix function: :func:`compute_dtype` with this optimizer's floor."""
+        return compute_dtype(group["precision"], p, floor=self.floor)
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -166,11 +188,6 @@ class MatrixOptimizer(torch.optim.Optimizer):
                 if p.grad.is_sparse:
                     raise InputValueError(f"{type(self).__name__} does not support sparse gradients")
                 yield p, group
-
-    def _check_engine(self, group: dict, choice: str) -> None:
-        """``engine=`` names a learned engine (or its artifact path) for the ``autospec`` choice only."""
-        if group["engine"] is not None and (group[choice] != "autospec" or not isinstance(group["engine"], str)):
-            raise InputValueError(f"engine= is a learned engine's name or path, used by {choice}='autospec' only")
 
     def _count(self, info) -> None:
         self.counts["calls"] += 1

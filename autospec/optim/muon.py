@@ -27,18 +27,7 @@ import math
 import torch
 
 from autospec.errors import InputValueError
-from autospec.optim.common import (
-    MatrixOptimizer,
-    adamw_step,
-    batches,
-    check_betas,
-    check_choice,
-    check_count,
-    check_number,
-    compute_dtype,
-    matrix_view,
-    precision_name,
-)
+from autospec.optim.common import MatrixOptimizer, adamw_step, batches, check_settings, matrix_view
 from autospec.optim.functions import ORTHOGONALIZERS, orthogonalize
 
 ADJUST_LR = ("original", "match_rms_adamw")
@@ -68,6 +57,8 @@ class Muon(MatrixOptimizer):
         adamw_lr, adamw_betas, adamw_eps: the AdamW fallback.
     """
 
+    method_key, methods = "orthogonalizer", ORTHOGONALIZERS
+
     def __init__(self, params, lr: float = 0.02, momentum: float = 0.95, nesterov: bool = True,
                  weight_decay: float = 0.0, *, orthogonalizer: str = "autospec", steps: int = 5,
                  tol: float | None = None, precision=None, engine: str | None = None,
@@ -80,19 +71,8 @@ class Muon(MatrixOptimizer):
         super().__init__(params, defaults)
 
     def _check_group(self, group: dict) -> None:
-        check_number("lr", group["lr"])
-        check_number("momentum", group["momentum"], high=1.0, high_open=True)
-        check_number("weight_decay", group["weight_decay"])
-        check_choice("orthogonalizer", group["orthogonalizer"], ORTHOGONALIZERS)
-        check_count("steps", group["steps"])
-        if group["tol"] is not None:
-            check_number("tol", group["tol"])
-        group["precision"] = precision_name(group["precision"])
-        self._check_engine(group, "orthogonalizer")
-        check_choice("adjust_lr_fn", group["adjust_lr_fn"], ADJUST_LR)
-        check_number("adamw_lr", group["adamw_lr"])
-        check_betas("adamw_betas", group["adamw_betas"])
-        check_number("adamw_eps", group["adamw_eps"])
+        check_settings(group, numbers=("tol", "adamw_lr", "adamw_eps"), fractions=("momentum",), counts=("steps",),
+                       pairs=("adamw_betas",), choices={"adjust_lr_fn": ADJUST_LR}, optional=("tol",))
         if group["use_muon"] not in (None, True, False):
             raise InputValueError(f"use_muon must be None, True or False, got {group['use_muon']!r}")
         if group["use_muon"] and any(p.ndim < 2 for p in group["params"]):
@@ -118,7 +98,7 @@ class Muon(MatrixOptimizer):
             buf = state["momentum_buffer"]
             buf.lerp_(p.grad, 1 - group["momentum"])
             update = p.grad.lerp(buf, group["momentum"]) if group["nesterov"] else buf
-            work.append((p, group, matrix_view(update).to(compute_dtype(group["precision"], p))))
+            work.append((p, group, matrix_view(update).to(self._dtype(group, p))))
         by_kind = batches(work, lambda w: (tuple(w[2].shape), w[2].dtype, w[2].device, w[1]["orthogonalizer"],
                                            w[1]["steps"], w[1]["tol"], w[1]["engine"]))
         for (_, _, _, method, steps, tol, engine), items in by_kind.items():

@@ -27,17 +27,7 @@ from __future__ import annotations
 
 import torch
 
-from autospec.optim.common import (
-    MatrixOptimizer,
-    batches,
-    check_betas,
-    check_choice,
-    check_count,
-    check_number,
-    compute_dtype,
-    matrix_view,
-    precision_name,
-)
+from autospec.optim.common import MatrixOptimizer, batches, check_settings, matrix_view
 from autospec.optim.functions import ROOTS, inverse_fourth_root
 
 GRAFTING = ("adam", "sgd", "none")
@@ -58,6 +48,8 @@ class Shampoo(MatrixOptimizer):
             sides get no preconditioner. engine: a learned coupled engine for ``root="autospec"``.
     """
 
+    method_key, methods, floor = "root", ROOTS, torch.float32
+
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0, *, nesterov: bool = False, update_freq: int = 10,
                  start_preconditioning_step: int | None = None, damping: float = 1e-6, root: str = "autospec",
@@ -71,24 +63,11 @@ class Shampoo(MatrixOptimizer):
         super().__init__(params, defaults)
 
     def _check_group(self, group: dict) -> None:
-        check_number("lr", group["lr"])
-        check_betas("betas", group["betas"])
-        check_number("eps", group["eps"])
-        check_number("weight_decay", group["weight_decay"])
-        check_count("update_freq", group["update_freq"])
         if group["start_preconditioning_step"] is None:
             group["start_preconditioning_step"] = group["update_freq"]
-        check_count("start_preconditioning_step", group["start_preconditioning_step"])
-        check_number("damping", group["damping"])
-        check_choice("root", group["root"], ROOTS)
-        if group["root_tol"] is not None:
-            check_number("root_tol", group["root_tol"])
-        if group["root_max_iters"] is not None:
-            check_count("root_max_iters", group["root_max_iters"])
-        check_choice("grafting", group["grafting"], GRAFTING)
-        group["precision"] = precision_name(group["precision"])
-        check_count("max_preconditioner_dim", group["max_preconditioner_dim"])
-        self._check_engine(group, "root")
+        check_settings(group, numbers=("eps", "damping", "root_tol"), pairs=("betas",),
+                       counts=("update_freq", "start_preconditioning_step", "root_max_iters", "max_preconditioner_dim"),
+                       choices={"grafting": GRAFTING}, optional=("root_tol", "root_max_iters"))
 
     def _update(self) -> None:
         roots: list = []
@@ -115,7 +94,7 @@ class Shampoo(MatrixOptimizer):
     def _statistics(self, p: torch.Tensor, group: dict, roots: list) -> tuple[torch.Tensor, torch.Tensor]:
         """Update p's statistics and momentum; queue its roots when due; return ``(D, A)``."""
         state = self.state[p]
-        dtype = compute_dtype(group["precision"], p, floor=torch.float32)
+        dtype = self._dtype(group, p)
         G = (matrix_view(p.grad) if p.ndim >= 2 else p.grad).to(dtype)
         beta1, beta2 = group["betas"]
         if "step" not in state:
