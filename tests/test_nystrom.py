@@ -128,6 +128,10 @@ def test_bad_inputs_raise_project_errors():
         autospec.solve(A, b, method="nystrom", polynomial="legendre")
     with pytest.raises(InputValueError, match="method='nystrom'"):
         autospec.solve(A, b, method="cg", rank=5)
+    with pytest.raises(InputValueError, match="does not match"):
+        autospec.solve(A, b[:-1], method="nystrom", mu=1e-3)  # wrong shape
+    with pytest.raises(InputValueError, match="rank"):
+        nystrom_preconditioner(A, mu=1e-3, rank=51)  # a sketch larger than n
     with pytest.raises(InputValueError, match="unknown sketch"):
         adaptive_nystrom(as_operator(A), 1e-3, sketch="fourier")
     with pytest.raises(InputValueError, match="max_rank"):

@@ -152,8 +152,8 @@ def test_muon_batches_same_shapes_and_flattens_conv_filters():
 # --------------------------------------------------------------------------- Shampoo
 
 
-def _shampoo_reference(p0, grads, *, lr, betas, eps, damping, update_freq):
-    """Shampoo with Adam grafting and exact (eigh) roots, step by step, float64."""
+def _shampoo_reference(p0, grads, *, lr, betas, eps, damping, update_freq, grafting="adam"):
+    """Shampoo with ``grafting`` (Adam, SGD or none) and exact (eigh) roots, step by step, float64."""
     b1, b2 = betas
     p = p0.detach().clone()
     L, R = torch.zeros(p.shape[0], p.shape[0]), torch.zeros(p.shape[1], p.shape[1])
@@ -162,14 +162,14 @@ def _shampoo_reference(p0, grads, *, lr, betas, eps, damping, update_freq):
     for t, G in enumerate(grads, start=1):
         L, R = b2 * L + (1 - b2) * G @ G.T, b2 * R + (1 - b2) * G.T @ G
         M, V = b1 * M + (1 - b1) * G, b2 * V + (1 - b2) * G * G
-        A = (M / (1 - b1**t)) / ((V / (1 - b2**t)).sqrt() + eps)
+        A = (M / (1 - b1**t)) / ((V / (1 - b2**t)).sqrt() + eps) if grafting == "adam" else M
         if t % update_freq == 0:
             left = _eigh_root(L + damping * torch.linalg.matrix_norm(L) * torch.eye(len(L)))
             right = _eigh_root(R + damping * torch.linalg.matrix_norm(R) * torch.eye(len(R)))
         step = A
         if left is not None:
             P = left @ M @ right
-            step = P * A.norm() / P.norm()
+            step = P if grafting == "none" else P * A.norm() / P.norm()
         p = p - lr * step
     return p
 
@@ -188,6 +188,36 @@ def test_shampoo_matches_the_eigh_reference_step(root):
     ref = _shampoo_reference(p0, grads, lr=0.1, betas=(0.9, 0.95), eps=1e-8, damping=1e-3, update_freq=2)
     torch.testing.assert_close(W.detach(), ref, rtol=0, atol=tol)
     assert opt.counts["calls"] == 4 and opt.counts["fallbacks"] == 0  # steps 2 and 4, left and right sizes differ
+
+
+@pytest.mark.parametrize("grafting", ["sgd", "none"])
+def test_shampoo_grafting_matches_the_eigh_reference_step(grafting):
+    (W,) = _params((4, 7), seed=15)
+    p0 = W.detach().clone()
+    opt = Shampoo([W], lr=0.05, betas=(0.8, 0.9), damping=1e-2, update_freq=3, root="eigh", grafting=grafting)
+    grads = []
+    for k in range(7):
+        _grads([W], seed=50 + k)
+        grads.append(W.grad.clone())
+        opt.step()
+    ref = _shampoo_reference(p0, grads, lr=0.05, betas=(0.8, 0.9), eps=1e-8, damping=1e-2, update_freq=3,
+                             grafting=grafting)
+    torch.testing.assert_close(W.detach(), ref, rtol=0, atol=1e-12)
+
+
+def test_shampoo_batches_statistics_of_one_size():
+    params = _params((5, 5), (5, 5), (5, 3), seed=16)
+    singles = [copy.deepcopy(p) for p in params]
+    _grads(params, seed=17)
+    for p, s in zip(params, singles):
+        s.grad = p.grad.clone()
+    opt = Shampoo(params, lr=0.1, update_freq=1, root="eigh")
+    opt.step()
+    assert opt.counts["calls"] == 2  # one batch of the five 5×5 statistics, one of the 3×3
+    for s in singles:
+        Shampoo([s], lr=0.1, update_freq=1, root="eigh").step()
+    for p, s in zip(params, singles):
+        torch.testing.assert_close(p, s, rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("root", [r for r in ROOTS if r != "eigh"])
