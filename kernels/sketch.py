@@ -91,9 +91,10 @@ class Sketch:
 
     __matmul__ = apply_left
 
-    def to_dense(self) -> torch.Tensor:
-        """``S`` as a dense ``(d, n)`` tensor (for tests and small references)."""
-        return self._left(torch.eye(self.n, dtype=self.dtype, device=self.device))
+    def to_dense(self) -> torch.Tensor:  # pragma: no cover - abstract
+        """``S`` as a dense ``(d, n)`` tensor in ``O(d·n)`` memory (Nyström's test matrix ``Ω = Sᵀ``,
+        sketches of sparse data)."""
+        raise NotImplementedError
 
     def _left(self, A: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -143,6 +144,12 @@ class SparseSignSketch(Sketch):
             out.index_add_(-2, self.rows[t], A * self.values[t].unsqueeze(-1))
         return out
 
+    def to_dense(self):
+        """``S[rows[t, j], j] = values[t, j]`` scattered into zeros."""
+        out = torch.zeros(self.d, self.n, dtype=self.dtype, device=self.device)
+        columns = torch.arange(self.n, device=self.device).expand(self.s, -1)
+        return out.index_put_((self.rows, columns), self.values)
+
 
 class SRHT(Sketch):
     """Subsampled randomized Hadamard transform ``S = √(N/d) R H D`` (see the module docstring);
@@ -165,6 +172,13 @@ class SRHT(Sketch):
         if self.padded > self.n:
             X = torch.cat([X, X.new_zeros(*X.shape[:-2], self.padded - self.n, X.shape[-1])], dim=-2)
         return fwht(X).index_select(-2, self.rows) * self.scale
+
+    def to_dense(self):
+        """``S[j, i] = √(N/d) H[r_j, i] D_i = √(N/d) (H E)[i, j] D_i`` (H symmetric, ``E`` the
+        ``N × d`` selector of the sampled rows): one fast transform of E, ``O(N d log N)``."""
+        E = torch.zeros(self.padded, self.d, dtype=self.dtype, device=self.device)
+        E[self.rows, torch.arange(self.d, device=self.device)] = 1
+        return (fwht(E)[: self.n] * (self.signs * self.scale).unsqueeze(-1)).mT
 
     def hadamard(self) -> torch.Tensor:
         """The dense orthonormal Walsh–Hadamard matrix ``H`` of order N (Sylvester), for tests."""
