@@ -1,16 +1,19 @@
 """Kernel benchmark (issue 16): what a recurrence step, a polynomial application, a CG iteration
 and the probe cost in units of one SpMV, and autospec's CG/PCG wall time against SciPy's ``cg``.
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_kernels.py [--grids 500 1000] [--repeats 3] [--threads 1]
+    OMP_NUM_THREADS=1 python benchmarks/bench_kernels.py [--grids 500 1000] [--problems poisson3d_100]
+        [--repeats 3] [--threads 1]
 
-Per 2-D Poisson problem (n = grid²), every figure measured in this one process, the candidates of
+Per 2-D Poisson problem (n = grid²) and gallery problem, every figure measured in this one process, the candidates of
 a row interleaved, the minimum of ``--repeats`` runs:
 
 - ``spmv ms``: the fastest SpMV available (SciPy CSR ``A @ x``, SciPy's kernel into a buffer, the
   C kernel, torch CSR), timed as 10 products back to back; ``floor ms``: the bytes an SpMV must
   move (values, indices, row pointers, x, y) over the bandwidth of a large copy measured here;
 - ``3-term step/SpMV``, ``basis step/SpMV``: a degree-10 polynomial application (three-term and
-  Chebyshev-basis form, fused) over 10 SpMVs, and the unfused reference recurrence's ratio;
+  Chebyshev-basis form, fused: one wavefront sweep over A when the matrix's band fits the cache, see
+  ``wavefront``) over 10 SpMVs; ``stepwise``: the same with one pass over A per degree; and the unfused
+  reference recurrence's ratio;
 - ``cg/scipy``: ``autospec.solve(method="cg")`` over ``scipy.sparse.linalg.cg``, both ``--cg-iters``
   iterations (rtol unreachable), ``pcg/scipy`` the same for ``autospec.pcg``;
 - learned PCG (``solve(method="autospec")``, rtol 1e-8) against SciPy's plain ``cg`` to the same
@@ -39,6 +42,7 @@ from autospec.core.operators import as_operator
 from autospec.core.probe import lanczos
 from autospec.core.recurrences import chebyshev_basis_preconditioner, chebyshev_three_term
 from autospec.kernels import polynomial
+from autospec.matrices.gallery import make_problem
 from common import print_table
 
 DEGREE = 10
@@ -106,11 +110,25 @@ def polynomial_row(A, spmv: float, repeats: int) -> dict:
     times = interleaved({
         "three": lambda: polynomial.apply(three, op, r, s),
         "basis": lambda: polynomial.apply(basis, op, r, s),
+        "three stepwise": lambda: stepwise(polynomial.apply, three, op, r, s),
+        "basis stepwise": lambda: stepwise(polynomial.apply, basis, op, r, s),
         "reference": lambda: three.apply(lambda V: op.matmat(V) / s, r.unsqueeze(-1)) / s,
     }, repeats)
     unit = DEGREE * spmv
-    return {"3-term step/SpMV": times["three"] / unit, "basis step/SpMV": times["basis"] / unit,
+    wave = native.wave(op, native.csr_of(op, r), DEGREE)
+    return {"wavefront": "no" if wave is None else f"lag {wave.lag}",
+            "3-term step/SpMV": times["three"] / unit, "basis step/SpMV": times["basis"] / unit,
+            "3-term stepwise": times["three stepwise"] / unit, "basis stepwise": times["basis stepwise"] / unit,
             "unfused step/SpMV": times["reference"] / unit}
+
+
+def stepwise(fn, *args):
+    """``fn(*args)`` with the wavefront off: one pass over A per degree."""
+    budget, native.WAVE_CACHE_BYTES = native.WAVE_CACHE_BYTES, 0
+    try:
+        return fn(*args)
+    finally:
+        native.WAVE_CACHE_BYTES = budget
 
 
 def cg_row(A, b, iters: int, repeats: int) -> dict:
@@ -176,7 +194,9 @@ def probe_row(A, spmv: float, repeats: int) -> dict:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--grids", type=int, nargs="+", default=[500, 1000])
+    parser.add_argument("--grids", type=int, nargs="*", default=[500, 1000])
+    parser.add_argument("--problems", nargs="*", default=[],
+                        help="also these gallery problems (autospec.matrices.gallery, e.g. poisson3d_100)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--cg-iters", type=int, default=200)
@@ -190,10 +210,12 @@ def main():
     bytes_per_s = bandwidth(args.repeats)
     print(f"copy bandwidth {bytes_per_s / 1e9:.1f} GB/s", flush=True)
     rows = []
-    for grid in args.grids:
-        A = poisson2d(grid)
+    problems = [(f"poisson2d_{grid}", lambda grid=grid: poisson2d(grid)) for grid in args.grids]
+    problems += [(name, lambda name=name: make_problem(name)[1]) for name in args.problems]
+    for name, build in problems:
+        A = build()
         b = np.random.default_rng(0).standard_normal(A.shape[0])
-        row = {"n": A.shape[0], "nnz": A.nnz}
+        row = {"problem": name, "n": A.shape[0], "nnz": A.nnz}
         spmv, unit = spmv_row(A, bytes_per_s, args.repeats)
         row.update(spmv)
         row.update(polynomial_row(A, unit, args.repeats))
@@ -207,7 +229,7 @@ def main():
         print(row, flush=True)
     columns = list(dict.fromkeys(c for row in rows for c in row))
     for start in range(0, len(columns), 8):
-        print_table(rows, ["n", *[c for c in columns[start:start + 8] if c != "n"]])
+        print_table(rows, ["problem", *[c for c in columns[start:start + 8] if c not in ("problem", "n")]])
 
 
 if __name__ == "__main__":

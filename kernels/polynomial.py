@@ -15,6 +15,7 @@ gradient — otherwise the caller keeps the differentiable recurrence.
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 
 import torch
@@ -51,6 +52,15 @@ def _steps(poly: Poly, op: Operator, r: torch.Tensor, scale: float, csr: native.
 
 def _three_term(poly: ThreeTerm, op: Operator, r, s: float, csr) -> torch.Tensor:
     c0, alpha, beta = float(poly.c0), poly.alpha.tolist(), poly.beta.tolist()
+    layout = native.wave(op, csr, len(alpha)) if csr is not None else None
+    if layout is not None:  # every step in one sweep over A
+        x, rho = torch.empty_like(r), torch.empty_like(r)
+        ring = r.new_empty(len(alpha) - 1, layout.cap)
+        op.count(len(alpha))
+        csr.fn("three_term_wave")(csr.n, *csr.args(), s, len(alpha), _doubles(alpha), _doubles(beta), c0,
+                                  r.data_ptr(), rho.data_ptr(), x.data_ptr(), ring.data_ptr(), *layout.args(),
+                                  native.threads())
+        return x
     if csr is not None and alpha:  # the first step reads r itself, the last divides by s: no other passes
         x, rho, d, t = (torch.empty_like(r) for _ in range(4))
         for k, (a, b) in enumerate(zip(alpha, beta)):
@@ -73,6 +83,13 @@ def _three_term(poly: ThreeTerm, op: Operator, r, s: float, csr) -> torch.Tensor
 def _basis(poly: ChebyshevBasis, op: Operator, z, s: float, csr) -> torch.Tensor:
     c = poly.c.tolist()
     theta, delta = float((poly.a + poly.b) / 2), float((poly.b - poly.a) / 2)
+    layout = native.wave(op, csr, len(c) - 1) if csr is not None else None
+    if layout is not None:  # every step in one sweep over A
+        y, ring = torch.empty_like(z), z.new_empty(len(c) - 2, layout.cap)
+        op.count(len(c) - 1)
+        csr.fn("cheb_basis_wave")(csr.n, *csr.args(), s, theta, delta, len(c) - 1, _doubles(c), z.data_ptr(),
+                                  y.data_ptr(), ring.data_ptr(), *layout.args(), native.threads())
+        return y
     if csr is not None and len(c) > 1:  # as above; w_0 = z is read in place (u on step 1, v_in on step 2)
         y, u, v = torch.empty_like(z), torch.empty_like(z), torch.empty_like(z)
         for k, ck in enumerate(c[1:], start=1):
@@ -91,6 +108,10 @@ def _basis(poly: ChebyshevBasis, op: Operator, z, s: float, csr) -> torch.Tensor
         y.add_(v, alpha=ck)
         u, v = v, u
     return y.div_(s)
+
+
+def _doubles(values: list[float]):
+    return (ctypes.c_double * len(values))(*values)
 
 
 def _graph(poly: Poly, op: Operator, r: torch.Tensor, scale: float) -> torch.Tensor:

@@ -60,6 +60,57 @@ def test_polynomial_application_matches_the_reference_recurrence(path, form, sha
     assert torch.equal(r, kept)  # the input is not modified
 
 
+def random_banded_spd(n: int, width: int, seed: int, index=np.int32) -> sp.csr_matrix:
+    """Random symmetric matrix with |i − j| ≤ width, diagonally dominant (SPD)."""
+    A = random_sparse_spd(n, seed).tocoo()
+    keep = np.abs(A.row - A.col) <= width
+    B = sp.coo_matrix((A.data[keep], (A.row[keep], A.col[keep])), shape=(n, n)).tocsr()
+    B = B + sp.eye(n, k=width) + sp.eye(n, k=-width)  # the full bandwidth, also where the random draw is sparse
+    B = (B + sp.diags(np.asarray(abs(B).sum(axis=1)).ravel() + 0.5)).tocsr()
+    B.indptr, B.indices = B.indptr.astype(index), B.indices.astype(index)
+    return B
+
+
+@pytest.mark.parametrize("form", ["three_term", "basis"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("index", [np.int32, np.int64])
+@pytest.mark.parametrize("n, width, degree", [(5000, 20, 10), (5000, 300, 3), (529, 23, 2), (300, 299, 10)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_wavefront_application_is_the_step_by_step_one(monkeypatch, form, dtype, index, n, width, degree, threads):
+    """The one-sweep (matrix-powers) application computes every row as the per-step kernels do: equal bits."""
+    if native.library() is None:
+        pytest.skip("no C compiler: the native kernels are off")
+    monkeypatch.setattr(native, "threads", lambda: threads)
+    A = random_banded_spd(n, width, seed=n + width, index=index).astype(np.float64 if dtype == torch.float64 else np.float32)
+    op = as_operator(A, dtype=dtype)
+    a, b = torch.tensor(0.05), torch.tensor(1.0)
+    poly = chebyshev_three_term(a, b, degree) if form == "three_term" else chebyshev_basis_preconditioner(a, b, degree)
+    r = torch.randn(n, generator=torch.Generator().manual_seed(degree), dtype=dtype)
+    s = float(abs(A).sum(axis=1).max())
+    out = {}
+    for budget in (1 << 40, 0):
+        monkeypatch.setattr(native, "WAVE_CACHE_BYTES", budget)
+        assert (native.wave(op, native.csr_of(op, r), degree) is not None) == (budget > 0)
+        before = op.matvecs
+        out[budget] = polynomial.apply(poly, op, r, s)
+        assert op.matvecs - before == degree
+    assert torch.equal(out[1 << 40], out[0])
+
+
+def test_wavefront_needs_a_window_that_fits_the_cache(monkeypatch):
+    if native.library() is None:
+        pytest.skip("no C compiler: the native kernels are off")
+    op = as_operator(random_banded_spd(5000, 40, seed=0))
+    csr = native.csr_of(op, torch.zeros(5000, dtype=torch.float64))
+    monkeypatch.setattr(native, "threads", lambda: 1)
+    layout = native.wave(op, csr, 10)
+    assert layout.lag == 40 + layout.block and layout.cap >= 3 * layout.lag
+    monkeypatch.setattr(native, "WAVE_CACHE_BYTES", 3 * layout.lag * 60)  # a row: 4-5 entries of 12 bytes + 3 vectors
+    assert native.wave(op, csr, 2) == layout  # the window grows with the degree: 2·lag rows fit, 10·lag do not
+    assert native.wave(op, csr, 10) is None
+    assert native.wave(op, csr, 1) is None  # one step: nothing to overlap
+
+
 def _cg_run(steps, k: int):
     """``(x, r, pᵀAp, rᵀz)`` of the first k steps (copies: the fused iteration works in place)."""
     return [tuple(t.clone() for t in step[:4]) for _, step in zip(range(k), steps)]

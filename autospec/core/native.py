@@ -31,6 +31,9 @@ _SIGNATURES = {  # name: (restype, argtypes) — matrix kernels take (n, [k,] pt
     "spmv_dot": (_D, [_I64, _P, _P, _P, _D, _P, _P, _INT]),
     "three_term": (None, [_I64, _P, _P, _P, _D, _D, _D, _INT, _D, _P, _P, _P, _P, _D, _INT]),
     "cheb_basis": (None, [_I64, _P, _P, _P, _D, _D, _D, _D, _INT, _D, _P, _P, _P, _P, _D, _INT]),
+    "three_term_wave": (None, [_I64, _P, _P, _P, _D, _I64, _P, _P, _D, _P, _P, _P, _P, _I64, _I64, _I64, _INT]),
+    "cheb_basis_wave": (None, [_I64, _P, _P, _P, _D, _D, _D, _I64, _P, _P, _P, _P, _I64, _I64, _I64, _INT]),
+    "bandwidth": (_I64, [_I64, _P, _P]),
     "lanczos_step": (_D, [_I64, _P, _P, _P, _D, _P, _P, _P, _INT]),
     "cg_update": (_D, [_I64, _D, _P, _P, _P, _P, _P, _INT]),
     "direction": (None, [_I64, _D, _P, _P, _INT]),
@@ -143,6 +146,54 @@ def product(op, V: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         return op.matmat_add(V, out.zero_())
     op.count(1 if V.ndim == 1 else V.shape[-1])
     return spmm(csr, V, out)
+
+
+def _largest_cache_bytes(default: int = 8 << 20) -> int:
+    """Size of the CPU's largest cache (Linux sysfs; ``default`` where it cannot be read)."""
+    sizes = []
+    for entry in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*/size"):
+        try:
+            text = entry.read_text().strip().upper()
+            sizes.append(int(text.rstrip("KMG")) << {"K": 10, "M": 20, "G": 30}.get(text[-1:], 0))
+        except (OSError, ValueError):
+            continue
+    return max(sizes, default=default)
+
+
+WAVE_CACHE_BYTES = _largest_cache_bytes() // 4
+"""The window a wavefront application may keep in cache: a quarter of the largest (shared) cache, the
+rest left to other cores and data; 0 turns the wavefront off."""
+
+
+@dataclass(frozen=True)
+class Wave:
+    """Layout of a one-sweep (matrix-powers) polynomial application: level k runs ``lag`` rows
+    behind level k−1, ``block`` rows a pass, intermediate vectors in rings of ``cap`` rows."""
+
+    lag: int
+    block: int
+    cap: int
+
+    def args(self) -> tuple[int, int, int]:
+        return self.cap, self.lag, self.block
+
+
+def wave(op, csr: CSR, degree: int) -> Wave | None:
+    """The :class:`Wave` for ``degree`` steps of ``op`` when its window — ``degree·lag`` rows of A and
+    of three vectors, ``lag = bandwidth + block`` — fits :data:`WAVE_CACHE_BYTES`, else ``None``."""
+    if degree < 2:
+        return None
+    key = (csr.col.data_ptr(), csr.col.shape[0])
+    cached = op.__dict__.get("_bandwidth")
+    if cached is None or cached[0] != key:
+        cached = op._bandwidth = (key, csr.fn("bandwidth")(csr.n, csr.crow.data_ptr(), csr.col.data_ptr()))
+    block = 256 * threads()
+    lag = cached[1] + block
+    item = csr.values.element_size()
+    row_bytes = (item + csr.col.element_size()) * csr.col.shape[0] / max(csr.n, 1) + 3 * item
+    if degree * lag * row_bytes > WAVE_CACHE_BYTES:
+        return None
+    return Wave(lag, block, 1 << (3 * lag).bit_length())
 
 
 def ptr(t: torch.Tensor | None) -> int | None:
