@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 
 from autospec.engine.artifact import read_artifact, resolve
+from autospec.core.validate import seed_renamed
 from autospec.engine.model import Engine
 from autospec.errors import ArtifactError, AutospecError, InputTypeError, InputValueError
 
@@ -103,23 +104,27 @@ class LearnedEngine:
             raise InputValueError(f"engine {self.name!r} is a {self.task.name!r} engine: it has no {what}()")
         return fn
 
-    def coefficients(self, A, probe_steps: int | None = None, seed: int = 0):
+    @seed_renamed
+    def coefficients(self, A, *, probe_steps: int | None = None, rng=None):
         """``linsys``: probe ``A`` and return ``(poly, scale, probe)``; ``M = p(A/s)/s``."""
-        return self._adapter("coefficients")(self, A, probe_steps, seed)
+        return self._adapter("coefficients")(self, A, probe_steps, rng)
 
-    def polynomial(self, lam, A=None, probe_steps: int | None = None, seed: int = 0) -> torch.Tensor:
+    @seed_renamed
+    def polynomial(self, lam, A=None, *, probe_steps: int | None = None, rng=None) -> torch.Tensor:
         """``linsys``: ``p_A(λ) = p(λ/s)/s`` at the points ``lam`` for ``A`` (default ``diag(λ)``)."""
-        return self._adapter("polynomial")(self, lam, A, probe_steps, seed)
+        return self._adapter("polynomial")(self, lam, A, probe_steps, rng)
 
     def preconditioner_from_probe(self, op, probe):
         """``linsys``: the learned preconditioner, or Chebyshev (``ritz``) with the reason when the safeguard fails."""
         return self._adapter("preconditioner_from_probe")(self, op, probe)
 
-    def preconditioner(self, A, probe_steps: int | None = None, seed: int = 0):
+    @seed_renamed
+    def preconditioner(self, A, *, probe_steps: int | None = None, rng=None):
         """``linsys``: ``M ≈ A⁻¹``, a SciPy ``LinearOperator`` for SciPy/NumPy input (use as ``M`` in
         ``scipy.sparse.linalg.cg``), else a callable on torch tensors; ``M.fallback`` says whether
-        the safeguard replaced the learned polynomial by Chebyshev."""
-        return self._adapter("preconditioner")(self, A, probe_steps, seed)
+        the safeguard replaced the learned polynomial by Chebyshev. ``probe_steps=None``: the
+        engine's own; ``rng`` (None: seed 0, an integer seed or a NumPy ``Generator``) seeds the probe."""
+        return self._adapter("preconditioner")(self, A, probe_steps, rng)
 
 
 LearnedPolynomial = LearnedEngine  # the name linsys engines had before there was one class

@@ -41,7 +41,7 @@ def main():
     for name, path in tqdm(spd_matrices(), desc="matrices"):
         A = read_matrix(path).tocsr().astype(np.float64)
         b = np.random.default_rng(0).standard_normal(A.shape[0])
-        M_learned = engine.preconditioner(A, probe_steps=50, seed=0)
+        M_learned = engine.preconditioner(A, probe_steps=50, rng=0)
         op = as_operator(A, symmetric=True, seed=0)
         M_cheb = chebyshev_preconditioner(op, lanczos(op, steps=50, seed=0), engine.degree, "ritz").as_linear_operator()
         learned, learned_ok = scipy_cg(A, b, M_learned, args.rtol, args.maxiter)

@@ -96,7 +96,7 @@ def _check_pairs(A, exact, vals, vecs, info, k, tol):
 @pytest.mark.parametrize("method", BASELINE_METHODS)
 def test_smallest_eigenvalues_match_eigvalsh(problems, method, name, k):
     A, _, exact = problems[name]
-    vals, vecs, info = eigsh(A, k=k, method=method, tol=1e-8, seed=0)
+    vals, vecs, info = eigsh(A, k=k, method=method, tol=1e-8, rng=0)
     _check_pairs(A, exact, vals, vecs, info, k, 1e-8)
     assert info.method == method and info.k == k and info.matvecs > info.outer_iters > 0
     assert info.max_residual == pytest.approx(max(info.residuals))
@@ -265,8 +265,8 @@ def test_tiny_problems_are_solved_on_the_whole_space():
 
 def test_seeded_runs_reproduce():
     A = clustered_spd(200, seed=3)
-    v1, _, i1 = eigsh(A, k=4, method="rsi", seed=5, tol=1e-7)
-    v2, _, i2 = eigsh(A, k=4, method="rsi", seed=5, tol=1e-7)
+    v1, _, i1 = eigsh(A, k=4, method="rsi", rng=5, tol=1e-7)
+    v2, _, i2 = eigsh(A, k=4, method="rsi", rng=5, tol=1e-7)
     torch.testing.assert_close(v1, v2, rtol=0, atol=0)
     assert i1.matvecs == i2.matvecs
 

@@ -93,7 +93,7 @@ def test_shipped_engine_beats_chfsi_on_held_out_problems():
         A = sp.diags(lam).tocsr()
         runs = {}
         for method in ("chfsi", "autospec"):
-            vals, _, info = solve_eigenproblem(A, k=8, method=method, seed=seed, whole_space=False, max_matvecs=60_000)
+            vals, _, info = solve_eigenproblem(A, k=8, method=method, rng=seed, whole_space=False, max_matvecs=60_000)
             assert info.converged
             np.testing.assert_allclose(vals, lam[:8], atol=1e-6 * np.abs(lam).max())
             runs[method] = info.matvecs

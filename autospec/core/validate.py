@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
+import warnings
 
 import numpy as np
 import torch
@@ -41,6 +43,36 @@ def real(name: str, value, minimum: float = 0.0, *, allow_inf: bool = True) -> f
     return value
 
 
+def seed_from(rng) -> int:
+    """The integer seed of ``rng`` (SciPy's ``rng``): ``None`` → 0 (reproducible by default), an
+    integer as it is, a NumPy ``Generator`` → one draw from it (the caller's stream advances)."""
+    if rng is None:
+        return 0
+    if isinstance(rng, np.random.Generator):
+        return int(rng.integers(2**62))
+    if isinstance(rng, (bool, np.bool_)) or not isinstance(rng, numbers.Integral):
+        raise InputValueError(f"rng must be None, an integer seed or a numpy.random.Generator, got {rng!r} "
+                              f"({type(rng).__name__})")
+    return int(rng)
+
+
+def seed_renamed(fn):
+    """``fn`` also accepts its old keyword ``seed=`` as ``rng=``, with a ``DeprecationWarning``
+    (SciPy's transition from ``seed``/``random_state`` to ``rng``, SPEC 7)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        if "seed" in kwargs:
+            if "rng" in kwargs:
+                raise InputValueError("give rng= only (seed= is its old name)")
+            warnings.warn(f"{fn.__name__}(seed=...) is now rng= (None, an integer seed or a numpy Generator)",
+                          DeprecationWarning, stacklevel=2)
+            kwargs["rng"] = kwargs.pop("seed")
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
 def tolerances(rtol, atol) -> tuple[float, float]:
     """``(rtol, atol)`` of a linear solve: real, not NaN, ``>= 0`` (``inf`` allowed, as SciPy)."""
     return real("rtol", rtol), real("atol", atol)
@@ -51,6 +83,13 @@ def choice(name: str, value, options) -> str:
     if not isinstance(value, str) or value not in options:
         raise InputValueError(f"unknown {name} {value!r}; choose one of {tuple(options)}")
     return value
+
+
+def only_for(method: str, name: str, value, used_by) -> None:
+    """Nothing silently ignored: an option given (not None) to a method that does not use it raises."""
+    if value is not None and method not in used_by:
+        raise InputValueError(f"{name}= is only used by method={' or '.join(map(repr, used_by))}, "
+                              f"not by method={method!r}")
 
 
 def working_precision(dtype: torch.dtype) -> float:

@@ -22,25 +22,27 @@ from autospec.eigen.subspace import (
     _subspace_iteration,
 )
 from autospec.core.operators import to_caller, torch_native
+from autospec.core.validate import integer, only_for, seed_from, seed_renamed
 from autospec.errors import InputValueError
 
 __all__ = ["BASELINES", "FILTERS", "METHODS", "default_block", "eigsh", "filtered_subspace_iteration",
            "solve_eigenproblem"]
 
 
-FILTERS: dict[str, Callable[[int, object], Filter]] = {
-    "chfsi": lambda degree, engine: chebyshev_filter(degree),
-    "rsi": lambda degree, engine: power_filter(degree),
-    "autospec": learned_filter,
+FILTERS: dict[str, Callable[[int | None, object], Filter]] = {  # degree None: the method's default
+    "chfsi": lambda degree, engine: chebyshev_filter(degree or DEFAULT_DEGREE),
+    "rsi": lambda degree, engine: power_filter(degree or DEFAULT_DEGREE),
+    "autospec": learned_filter,  # the engine's own degree
 }
 BASELINES = {"lanczos": _arpack, "lobpcg": _lobpcg}
 METHODS = (*FILTERS, *BASELINES)
 
 
-def _solve(A, k, which, tol, max_matvecs, probe_steps, seed, block, method: str, run):
+def _solve(A, k, which, tol, max_matvecs, probe_steps, rng, block, method: str, run):
     """Shared front: validate, probe, ``run(prob)``, sort, verify, undo the negation of ``"LA"``."""
     t0 = time.perf_counter()
-    prob = _setup(A, k, which, tol, max_matvecs, probe_steps, seed, block)
+    probe_steps = DEFAULT_PROBE_STEPS if probe_steps is None else probe_steps
+    prob = _setup(A, k, which, tol, max_matvecs, probe_steps, seed_from(rng), block)
     theta, V, res, info = run(prob)
     theta, order = torch.sort(theta)
     V, res = V[:, order], res[order]
@@ -86,6 +88,7 @@ def _filter_run(filt: Filter, reprobe: bool, max_degree: int | None, whole_space
     return run
 
 
+@seed_renamed
 def filtered_subspace_iteration(
     A,
     k: int,
@@ -96,7 +99,7 @@ def filtered_subspace_iteration(
     tol: float = 1e-8,
     max_matvecs: int | None = None,
     probe_steps: int = DEFAULT_PROBE_STEPS,
-    seed: int = 0,
+    rng=None,
     reprobe: bool = True,
     max_degree: int | None = None,
     whole_space: bool = True,
@@ -117,22 +120,23 @@ def filtered_subspace_iteration(
     50 outer iterations); returns the best pairs seen, ascending.
     """
     run = _filter_run(filter, reprobe, max_degree, whole_space)
-    return _solve(A, k, which, tol, max_matvecs, probe_steps, seed, block, "filter", run)
+    return _solve(A, k, which, tol, max_matvecs, probe_steps, rng, block, "filter", run)
 
 
+@seed_renamed
 def eigsh(
     A,
     k: int = 10,
+    *,
     which: str = "SA",
     method: str = "chfsi",
     tol: float = 1e-8,
-    degree: int = DEFAULT_DEGREE,
+    degree: int | None = None,
     engine=None,
-    seed: int = 0,
-    *,
+    rng=None,
     block: int | None = None,
     max_matvecs: int | None = None,
-    probe_steps: int = DEFAULT_PROBE_STEPS,
+    probe_steps: int | None = None,
     max_degree: int | None = None,
 ) -> tuple[np.ndarray | torch.Tensor, np.ndarray | torch.Tensor, EigenInfo]:
     """``vals, vecs, info``: the k smallest (``which="SA"``) or largest (``"LA"``) eigenpairs of
@@ -143,15 +147,18 @@ def eigsh(
     ``bI − A`` per Rayleigh–Ritz, Gaussian start), ``"autospec"`` (learned filter of ``engine``),
     ``"lanczos"`` (SciPy/ARPACK ``eigsh``), ``"lobpcg"`` (SciPy, no preconditioner). All share the
     probe, the residual definition (:mod:`autospec.eigen.subspace`), ``tol``, ``max_matvecs`` and
-    ``seed``; see :func:`filtered_subspace_iteration` for ``block``, ``max_degree`` (chfsi and
-    autospec raise their degree on packed wanted ends; rsi keeps ``degree``) and the stopping rules
+    ``rng`` (None: seed 0, an integer seed or a NumPy ``Generator``). ``degree=None`` and
+    ``probe_steps=None``: the learned engine's own (``"autospec"``; a degree that disagrees with it
+    raises), else 15 and 50. See :func:`filtered_subspace_iteration` for ``block``, ``max_degree``
+    (chfsi and autospec raise their degree on packed wanted ends; rsi keeps ``degree``) and the stopping rules
     (filter methods switch to the exact whole-space Rayleigh–Ritz where a filter step would cost n
     products). ``block`` (default :func:`default_block`) is also LOBPCG's block and the number of
     pairs ARPACK computes.
     """
-    return _eigsh(A, k, which, method, tol, degree, engine, seed, block, max_matvecs, probe_steps, max_degree)
+    return _eigsh(A, k, which, method, tol, degree, engine, rng, block, max_matvecs, probe_steps, max_degree)
 
 
+@seed_renamed
 def solve_eigenproblem(A, k: int = 10, *, reprobe: bool = True, whole_space: bool = True,
                        **options) -> tuple[np.ndarray | torch.Tensor, np.ndarray | torch.Tensor, EigenInfo]:
     """:func:`eigsh` (``options``: its keywords) with the switches of filter comparisons, for the
@@ -163,14 +170,17 @@ def solve_eigenproblem(A, k: int = 10, *, reprobe: bool = True, whole_space: boo
     return _eigsh(*bound.arguments.values(), reprobe=reprobe, whole_space=whole_space)
 
 
-def _eigsh(A, k, which, method, tol, degree, engine, seed, block, max_matvecs, probe_steps, max_degree, *,
+def _eigsh(A, k, which, method, tol, degree, engine, rng, block, max_matvecs, probe_steps, max_degree, *,
            reprobe: bool = True, whole_space: bool = True):
     if method not in METHODS:
         raise InputValueError(f"unknown method {method!r}; choose one of {METHODS}")
+    only_for(method, "engine", engine, ("autospec",))
+    only_for(method, "degree", degree, tuple(FILTERS))
     if method in FILTERS:
-        if isinstance(degree, bool) or not isinstance(degree, (int, np.integer)) or degree < 1:
-            raise InputValueError(f"degree must be a positive integer, got {degree!r}")
-        run = _filter_run(FILTERS[method](int(degree), engine), reprobe, max_degree, whole_space)
+        filt = FILTERS[method](integer("degree", degree, 1, none=True), engine)
+        if probe_steps is None and method == "autospec":  # the engine's own, as its degree
+            probe_steps = filt.engine.probe_steps
+        run = _filter_run(filt, reprobe, max_degree, whole_space)
     else:
         run = BASELINES[method]
-    return _solve(A, k, which, tol, max_matvecs, probe_steps, seed, block, method, run)
+    return _solve(A, k, which, tol, max_matvecs, probe_steps, rng, block, method, run)

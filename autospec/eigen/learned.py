@@ -54,11 +54,13 @@ class LearnedPlan(plans.FixedPlan):
         return int(self.engine.task.choose(self.engine.engine, ctx)[0, 0])
 
 
-def learned_filter(degree: int, engine) -> Filter:
+def learned_filter(degree: int | None, engine) -> Filter:
     """:class:`LearnedPlan` or :class:`LearnedFilter` of ``engine`` (name, path or loaded engine;
     ``None``: the shipped one)."""
     learned = load_for(engine, "eigfilter", "method='autospec' of eigsh")
-    if degree != learned.degree:
+    if degree is None:  # the engine's own
+        degree = learned.degree
+    elif degree != learned.degree:
         raise InputValueError(f"engine {learned.name!r} emits degree-{learned.degree} filters, got degree={degree}; "
                               f"use degree={learned.degree} or train an engine for degree {degree}")
     if hasattr(learned.task, "choose"):

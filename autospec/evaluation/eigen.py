@@ -161,9 +161,11 @@ def _stop(info) -> str:
 def _run(A: sp.csr_matrix, k: int, method: str, s: _Settings, ref: Reference | None, row: Row, case: Case) -> None:
     """One eigsh run filling ``row`` (and ``case.histories``); exceptions become ``row.error``."""
     try:
-        vals, _, info = solve_eigenproblem(A, k=k, which=s.which, method=method, tol=s.tol, degree=s.degree, engine=s.engine,
-                              seed=s.seed, max_matvecs=s.budget(A.shape[0]), probe_steps=s.probe_steps,
-                              whole_space=s.whole_space)
+        vals, _, info = solve_eigenproblem(A, k=k, which=s.which, method=method, tol=s.tol,
+                                           degree=s.degree if method in FILTERS else None,
+                                           engine=s.engine if method == "autospec" else None, rng=s.seed,
+                                           max_matvecs=s.budget(A.shape[0]), probe_steps=s.probe_steps,
+                                           whole_space=s.whole_space)
     except Exception as err:  # a failed run is a row that says why; the evaluation goes on
         row.error = describe(err)
         return

@@ -133,7 +133,7 @@ def first_context(A, k: int, which: str = "SA", probe_steps: int = DEFAULT_PROBE
     """The context of the first outer iteration of :func:`autospec.eigsh` (probe, interval, Ritz
     values), exactly as a filter method sees it (costs the probe only)."""
     try:
-        filtered_subspace_iteration(A, k, _CaptureFilter(), which=which, probe_steps=probe_steps, seed=seed,
+        filtered_subspace_iteration(A, k, _CaptureFilter(), which=which, probe_steps=probe_steps, rng=seed,
                                     whole_space=False)
     except _FirstContext as stop:
         return stop.args[0]

@@ -277,7 +277,7 @@ def _call(spec: Spec, method: str, A, dense: torch.Tensor | None, z: np.ndarray,
         if spec.function == "apply":
             op = A.astype(spec.dtype) if sp.issparse(A) else np.asarray(A, dtype=spec.dtype)
             return matfun.apply(op, z, f=spec.f, degree=spec.degree, method=method, probe_steps=spec.probe_steps,
-                                seed=seed, **kwargs)[1]
+                                rng=seed, **kwargs)[1]
         fn = getattr(matfun, spec.function)
         return fn(dense.to(DTYPES[spec.dtype]), method=method, tol=spec.tol, max_iters=spec.max_iters, **kwargs)[1]
 

@@ -17,7 +17,7 @@ import torch
 from autospec.core.operators import Diagonal, Operator, as_operator
 from autospec.core.probe import Probe, lanczos
 from autospec.core.recurrences import evaluate
-from autospec.core.validate import integer
+from autospec.core.validate import integer, seed_from
 from autospec.linsys.preconditioners import (
     PolynomialPreconditioner,
     check_positive_probe,
@@ -28,16 +28,17 @@ from autospec.linsys.preconditioners import (
 FALLBACK = "learned polynomial not positive on [0, 1.05*upper] or non-finite; used Chebyshev (ritz)"
 
 
-def coefficients(engine, A, probe_steps: int | None = None, seed: int = 0):
+def coefficients(engine, A, probe_steps: int | None = None, rng=None):
     """Probe ``A`` and return ``(poly, scale, probe)``; ``M = p(A/s)/s``."""
+    seed = seed_from(rng)
     probe = lanczos(as_operator(A, symmetric=True, seed=seed), steps=probe_steps or engine.probe_steps, seed=seed)
     return (*engine.coefficients_from_probe(probe), probe)
 
 
-def polynomial(engine, lam, A=None, probe_steps: int | None = None, seed: int = 0) -> torch.Tensor:
+def polynomial(engine, lam, A=None, probe_steps: int | None = None, rng=None) -> torch.Tensor:
     """``p_A(λ) = p(λ/s)/s`` at the points ``lam`` for the operator ``A`` (default ``diag(λ)``)."""
     lam = torch.as_tensor(np.asarray(lam, dtype=np.float64))
-    poly, scale, _ = coefficients(engine, Diagonal(lam) if A is None else A, probe_steps, seed)
+    poly, scale, _ = coefficients(engine, Diagonal(lam) if A is None else A, probe_steps, rng)
     return evaluate(poly, lam / scale) / scale
 
 
@@ -60,14 +61,15 @@ def plan_from_probe(engine, op: Operator, probe: Probe, deflate: bool = True):
     return PolynomialPreconditioner(op, poly, float(scale)), None, k
 
 
-def preconditioner(engine, A, probe_steps: int | None = None, seed: int = 0):
+def preconditioner(engine, A, probe_steps: int | None = None, rng=None):
     """``M ≈ A⁻¹``: a SciPy ``LinearOperator`` for SciPy/NumPy input (use as ``M`` in
     ``scipy.sparse.linalg.cg``), else a callable on torch tensors. ``probe_steps=None``: the
     engine's own. ``M.fallback`` says whether the safeguard replaced the learned polynomial by
     Chebyshev. A that is not SPD fails as in :func:`autospec.solve` (``NotSymmetricError``,
     ``NotPositiveDefiniteError``)."""
     probe_steps = engine.probe_steps if probe_steps is None else integer("probe_steps", probe_steps, 1)
-    op = as_operator(A, symmetric=True, seed=integer("seed", seed, None))
+    seed = seed_from(rng)
+    op = as_operator(A, symmetric=True, seed=seed)
     probe = lanczos(op, steps=probe_steps, seed=seed)
     check_positive_probe(probe)
     M, fallback = preconditioner_from_probe(engine, op, probe)

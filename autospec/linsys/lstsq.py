@@ -95,7 +95,7 @@ def _normal_equations(data: DataMatrix, rhs, method: str, mu: float, rtol: float
     op = NormalEquations(data, mu)
     b = data.rmatmat(rhs.reshape(-1, 1)).reshape(-1)
     given = {k: v for k, v in settings.items() if v is not None and (k != "engine" or method == "autospec")}
-    w, inner = solve(op, b, method=method, rtol=rtol, maxiter=maxiter, seed=seed, **given)
+    w, inner = solve(op, b, method=method, rtol=rtol, maxiter=maxiter, rng=seed, **given)
     data.matvecs = 1 + 2 * inner.matvecs  # Xᵀy, then one X· and one Xᵀ· per product (not the symmetry check)
     return w, {"outer_iters": inner.outer_iters, "converged": bool(inner.converged), "inner": inner}
 

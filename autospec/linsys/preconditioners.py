@@ -16,7 +16,7 @@ import torch
 from autospec.core.intervals import chebyshev_bounds
 from autospec.core.operators import Operator, as_linear_operator, as_operator, torch_block
 from autospec.core.probe import Probe, lanczos
-from autospec.core.validate import integer
+from autospec.core.validate import integer, seed_from, seed_renamed
 from autospec.core.recurrences import ChebyshevBasis, ThreeTerm, chebyshev_three_term, evaluate
 from autospec.errors import NotPositiveDefiniteError
 from autospec.kernels import polynomial
@@ -84,18 +84,20 @@ def check_positive_probe(probe: Probe) -> None:
         )
 
 
+@seed_renamed
 def chebyshev_preconditioner(A, probe: Probe | None = None, degree: int = 10, bounds: str = "ritz", eigenvalues=None,
-                             *, probe_steps: int = 50, seed: int = 0) -> PolynomialPreconditioner:
+                             *, probe_steps: int = 50, rng=None) -> PolynomialPreconditioner:
     """Degree-d Chebyshev polynomial preconditioner ``M ≈ A⁻¹`` on the probe's interval (scaled by ``b``).
 
     ``A``: anything :func:`autospec.as_operator` takes (SciPy, NumPy, torch, LinearOperator,
-    ``Operator``). ``probe=None`` probes A here (``probe_steps`` Lanczos steps, ``seed``; A must be
-    SPD as in :func:`autospec.solve`). The result is a torch callable and, as it is, SciPy's ``M``::
+    ``Operator``). ``probe=None`` probes A here (``probe_steps`` Lanczos steps from a start seeded by
+    ``rng``: None for seed 0, an integer seed or a NumPy ``Generator``; A must be SPD as in
+    :func:`autospec.solve`). The result is a torch callable and, as it is, SciPy's ``M``::
 
         M = autospec.chebyshev_preconditioner(A, degree=10)
         x, code = scipy.sparse.linalg.cg(A, b, M=M, rtol=1e-8)
     """
-    degree = integer("degree", degree, 0)
+    degree, seed = integer("degree", degree, 0), seed_from(rng)
     op = as_operator(A, symmetric=probe is None, seed=seed)
     if probe is None:
         probe = lanczos(op, steps=integer("probe_steps", probe_steps, 1), seed=seed)

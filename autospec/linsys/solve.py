@@ -16,7 +16,7 @@ import torch
 from autospec.core.intervals import BOUND_STRATEGIES
 from autospec.core.operators import Operator, SymmetricScaling, as_operator, as_rhs, to_caller, torch_native
 from autospec.core.probe import lanczos
-from autospec.core.validate import choice, integer, tolerances
+from autospec.core.validate import choice, integer, only_for, seed_from, seed_renamed, tolerances
 from autospec.errors import InputTypeError, InputValueError, NotPositiveDefiniteError
 from autospec.learned import DEFAULT_ENGINES, load_for
 from autospec.linsys.cg import SolveInfo, pcg
@@ -43,6 +43,7 @@ def jacobi_scaling(op: Operator) -> SymmetricScaling:
     return SymmetricScaling(op, diag.rsqrt())
 
 
+@seed_renamed
 def solve(
     A,
     b,
@@ -54,7 +55,7 @@ def solve(
     rtol: float = 1e-8,
     atol: float = 0.0,
     maxiter: int | None = None,
-    seed: int = 0,
+    rng=None,
     scaling: str = "none",
     bounds: str = "ritz",
     x0=None,
@@ -68,8 +69,8 @@ def solve(
     :class:`autospec.linsys.SolveInfo`). ``method="nystrom"``: randomized Nyström PCG with ``rank``
     (None: the adaptive rule) and ``polynomial`` (None, ``"chebyshev"``, ``"autospec"``: a polynomial
     on the Nyström-preconditioned operator), :mod:`autospec.linsys.sketched`; ``info.rank`` its rank
-    and ``info.matvecs`` the sketch's products too.
-
+    and ``info.matvecs`` the sketch's products too. ``rng`` (None: seed 0, an integer seed or a
+    NumPy ``Generator``) seeds the probe's start vector, the symmetry check and the sketch.
 
     ``x`` (and what ``callback(xk)`` receives) is a NumPy array for NumPy/SciPy input, a torch
     tensor for torch input. ``degree``/``probe_steps``: ``None`` takes the learned engine's own
@@ -86,7 +87,7 @@ def solve(
     choice("bounds", bounds, BOUND_STRATEGIES)
     tolerances(rtol, atol)
     integer("maxiter", maxiter, 0, none=True)
-    seed = integer("seed", seed, None)
+    seed = seed_from(rng)
     degree = integer("degree", degree, 0, none=True)
     probe_steps = integer("probe_steps", probe_steps, 1, none=True)
     if callback is not None and not callable(callback):
@@ -95,9 +96,7 @@ def solve(
                                  ("degree", degree, ("chebyshev", "autospec", "nystrom")),
                                  ("probe_steps", probe_steps, ("chebyshev", "autospec", "nystrom")),
                                  ("M", M, ("cg",))):
-        if value is not None and method not in used_by:
-            raise InputValueError(f"{name}= is only used by method={' or '.join(map(repr, used_by))}, "
-                                  f"not by method={method!r}")
+        only_for(method, name, value, used_by)
     learned = None
     if method == "autospec":
         learned = load_for(DEFAULT_ENGINE if engine is None else engine, "linsys", "method='autospec' of solve")

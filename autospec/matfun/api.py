@@ -47,7 +47,7 @@ from autospec.core.operators import as_operator, as_rhs, to_caller, torch_native
 from autospec.core.probe import lanczos
 from autospec.core.recurrences import evaluate
 from autospec.core.results import ResidualHistory, Result
-from autospec.core.validate import integer, real
+from autospec.core.validate import integer, only_for, real, seed_from, seed_renamed
 from autospec.errors import (
     InputTypeError,
     InputValueError,
@@ -55,7 +55,7 @@ from autospec.errors import (
     NotSymmetricError,
 )
 from autospec.kernels import reference
-from autospec.matfun.learned import AUTOSPEC_METHODS
+from autospec.matfun.learned import AUTOSPEC_METHODS, action_engine
 from autospec.matfun.methods import BASELINES, Kernel, chebyshev_polynomial
 from autospec.matfun.task import SCALAR_FUNCTIONS
 
@@ -64,6 +64,7 @@ __all__ = ["APPLY_METHODS", "METHODS", "SCALAR_FUNCTIONS", "MatfunInfo", "apply"
 
 SYMMETRY_RTOL = {torch.float64: 1e-10, torch.float32: 1e-5, torch.float16: 4e-3, torch.bfloat16: 3e-2}
 EXACT_APPLY_MAX_N = 4000
+APPLY_DEGREE, APPLY_PROBE_STEPS = 20, 50  # apply's degree=None / probe_steps=None without an engine
 MAX_APPLY_DEGREE = 4000  # as the eigen filters' max_degree; the interpolant's (d+1)² table is 128 MiB there
 
 
@@ -198,12 +199,9 @@ def _dense(function: str, A, method: str, tol: float | None, max_iters: int | No
     table = METHODS[function]
     if method not in table:
         raise InputValueError(f"unknown method {method!r} for {function}; choose one of {sorted(table)}")
-    if engine is not None and method != "autospec":
-        raise InputValueError(f"engine= is only used by method='autospec', not by {method!r}")
-    if tol is not None and not tol >= 0:
-        raise InputValueError(f"tol must be >= 0 (or None for a fixed number of iterations), got {tol}")
-    if max_iters is not None and max_iters < 0:
-        raise InputValueError(f"max_iters must be >= 0, got {max_iters}")
+    only_for(method, "engine", engine, ("autospec",))
+    tol = None if tol is None else real("tol", tol)  # None: a fixed number of iterations
+    max_iters = integer("max_iters", max_iters, 0, none=True)
     T, numpy_like = _validate(A, function)
     start = time.perf_counter()
     X, kinfo = table[method](T, tol=tol, max_iters=max_iters, engine=engine)
@@ -228,21 +226,21 @@ def _dense(function: str, A, method: str, tol: float | None, max_iters: int | No
     return _output(X, numpy_like), info
 
 
-def inv_sqrt(A, method: str = "newton_schulz", tol: float | None = 1e-6, max_iters: int | None = None,
+def inv_sqrt(A, method: str = "newton_schulz", *, tol: float | None = 1e-6, max_iters: int | None = None,
              engine=None) -> tuple[np.ndarray | torch.Tensor, MatfunInfo]:
     """``X ≈ A^{−1/2}`` of SPD ``A (..., n, n)``; method in ``newton_schulz`` (default), ``prism``,
     ``inverse_newton``, ``eigh``, ``autospec``. ``rel_error = ‖X A X − I‖_F/√n``."""
     return _dense("inv_sqrt", A, method, tol, max_iters, engine)
 
 
-def sqrt(A, method: str = "newton_schulz", tol: float | None = 1e-6, max_iters: int | None = None,
+def sqrt(A, method: str = "newton_schulz", *, tol: float | None = 1e-6, max_iters: int | None = None,
          engine=None) -> tuple[np.ndarray | torch.Tensor, MatfunInfo]:
     """``X ≈ A^{1/2}`` of SPD ``A (..., n, n)``; methods as :func:`inv_sqrt` (``inverse_newton``
     returns ``A·A^{−1/2}``). ``rel_error = ‖X X − A‖_F/‖A‖_F``."""
     return _dense("sqrt", A, method, tol, max_iters, engine)
 
 
-def polar(M, method: str = "polar_express", tol: float | None = 1e-6, max_iters: int | None = None,
+def polar(M, method: str = "polar_express", *, tol: float | None = 1e-6, max_iters: int | None = None,
           engine=None) -> tuple[np.ndarray | torch.Tensor, MatfunInfo]:
     """Polar factor ``Q ≈ U Vᵀ`` of ``M (..., m, n)`` (``M = U Σ Vᵀ``); method in ``polar_express``
     (default), ``newton_schulz`` (cubic), ``muon``, ``prism``, ``eigh`` (SVD), ``autospec``.
@@ -253,14 +251,19 @@ def polar(M, method: str = "polar_express", tol: float | None = 1e-6, max_iters:
 # --------------------------------------------------------------------------- matrix-free action
 
 
-def apply(A, z, f: str = "inv_sqrt", degree: int = 20, method: str = "chebyshev", probe_steps: int = 50,
-          seed: int = 0, engine=None, tol: float | None = 1e-6) -> tuple[np.ndarray | torch.Tensor, MatfunInfo]:
+@seed_renamed
+def apply(A, z, *, f: str = "inv_sqrt", degree: int | None = None, method: str = "chebyshev",
+          probe_steps: int | None = None, rng=None, engine=None,
+          tol: float | None = 1e-6) -> tuple[np.ndarray | torch.Tensor, MatfunInfo]:
     """``y = p(A) z ≈ f(A) z`` for symmetric positive definite A, matrix-free (any input of
     :func:`autospec.core.operators.as_operator`, one matrix), f in ``inv_sqrt``, ``sqrt``, ``inv``.
 
-    One Lanczos probe (``probe_steps``, seeded) gives the interval of :func:`spectral_interval`;
+    One Lanczos probe (``probe_steps``, seeded by ``rng``: None for seed 0, an integer seed or a
+    NumPy ``Generator``) gives the interval of :func:`spectral_interval`;
     ``method="chebyshev"`` applies the degree-d Chebyshev interpolant of f on it with the
-    three-term recurrence (d products per column of z; ``degree <= 4000``). ``info.matvecs``
+    three-term recurrence (d products per column of z; ``degree <= 4000``). ``degree=None`` and
+    ``probe_steps=None``: the learned engine's own (``"autospec"``; a degree that disagrees with it
+    raises), else 20 and 50. ``info.matvecs``
     counts every product with A, probe included (``matmuls`` is 0: no dense GEMM). ``rel_error``
     is against the exact ``eigh`` action for n ≤ 4000, else the probe's Gauss-quadrature estimate
     for a random z (``info.error_estimated``); ``info.converged`` means ``rel_error <= tol``
@@ -271,14 +274,17 @@ def apply(A, z, f: str = "inv_sqrt", degree: int = 20, method: str = "chebyshev"
         raise InputValueError(f"unknown function f={f!r}; choose one of {sorted(SCALAR_FUNCTIONS)}")
     if method not in APPLY_METHODS:
         raise InputValueError(f"unknown method {method!r} for apply; choose one of {sorted(APPLY_METHODS)}")
-    if engine is not None and method != "autospec":
-        raise InputValueError(f"engine= is only used by method='autospec', not by {method!r}")
-    degree = integer("degree", degree, 0)
-    if degree > MAX_APPLY_DEGREE:
+    only_for(method, "engine", engine, ("autospec",))
+    degree = integer("degree", degree, 0, none=True)
+    if degree is not None and degree > MAX_APPLY_DEGREE:
         raise InputValueError(f"degree must be <= {MAX_APPLY_DEGREE}, got {degree} (each degree costs a product "
                               "per column of z; the interpolant's coefficients take (degree+1)^2 memory)")
-    probe_steps, seed = integer("probe_steps", probe_steps, 1), integer("seed", seed, None)
+    probe_steps, seed = integer("probe_steps", probe_steps, 1, none=True), seed_from(rng)
     tol = None if tol is None else real("tol", tol)
+    if method == "autospec":  # the engine first: its degree and probe length are the defaults
+        engine = action_engine(engine, f, degree)
+        degree, probe_steps = engine.degree if degree is None else degree, probe_steps or engine.probe_steps
+    degree, probe_steps = APPLY_DEGREE if degree is None else degree, probe_steps or APPLY_PROBE_STEPS
     numpy_out = not torch_native(A, z)
     op = as_operator(A, symmetric=True, seed=seed)
     rhs = as_rhs(z, op)

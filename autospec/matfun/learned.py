@@ -31,6 +31,11 @@ def _engine(engine, form: str, function: str, degree: int | None = None):
     return learned
 
 
+def action_engine(engine, f: str, degree: int | None = None):
+    """The engine of ``apply(method="autospec")`` for ``f`` (None: the shipped one), checked to fit."""
+    return _engine(engine, "action", f, degree)
+
+
 def autospec_apply(op, probe: Probe, f: str, degree: int, engine):
     """``apply`` method ``autospec``: the engine's polynomial for the probe — or the Chebyshev
     interpolant when :meth:`MatfunTask.safe` rejects it — and its interval."""
