@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch==2.13.0 is the CPU build on these machines; a looser pin pulls a multi-GB CUDA build.
 	$(PY) -m pip install --quiet "torch==2.13.0"
-	$(PY) -m pip install --quiet -e ".[test,gallery,train,plots]"
+	$(PY) -m pip install --quiet -e ".[test,gallery,train,plots,gpu]"
 	touch $(STAMP)
 
 setup: $(STAMP)

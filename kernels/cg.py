@@ -6,8 +6,9 @@ vector updated in place and the reductions folded into the passes that produce t
     z = M r, rᵀz                  (rᵀz = ‖r‖² when M = I and W = I: no pass)
     p = z + β p                   (one pass)
 
-A vector on a CPU CSR operator runs the C kernels of :mod:`autospec.core.native`; anything else
-(blocks of right-hand sides through SpMM, CUDA through cuSPARSE) runs in-place torch operations.
+A vector on a CPU CSR operator runs the C kernels of :mod:`autospec.core.native`; on CUDA the product
+is cuSPARSE's and each update one Triton kernel (:mod:`autospec.kernels.triton_updates`, when Triton is
+installed); anything else (blocks of right-hand sides through SpMM) runs in-place torch operations.
 Each column is an independent system (α, β per column), as in ``cg_steps``; reductions and the
 step scalars accumulate in the dtype of an explicit :class:`~autospec.kernels.policy.DtypePolicy`.
 """
@@ -21,6 +22,7 @@ import torch
 from autospec.core import native
 from autospec.core.operators import Operator
 from autospec.errors import InputTypeError
+from autospec.kernels import triton_updates
 from autospec.kernels.policy import DtypePolicy
 
 Apply = Callable[[torch.Tensor], torch.Tensor]
@@ -56,7 +58,8 @@ def fused_cg_steps(op: Operator, b: torch.Tensor, x0: torch.Tensor, precond: App
     x, r = x0.contiguous(), r0.clone(memory_format=torch.contiguous_format)
     w2 = None if weights is None else (weights.to(r.dtype) ** 2).reshape(r.shape[0], -1).expand_as(r).contiguous()
     csr = native.csr_of(op, x, r)
-    step = (_TorchBlock if csr is None else _NativeVector if r.shape[1] == 1 else _NativeBlock)(op, w2, policy)
+    torch_step = _TritonBlock if triton_updates.runs_on(r) else _TorchBlock
+    step = (torch_step if csr is None else _NativeVector if r.shape[1] == 1 else _NativeBlock)(op, w2, policy)
     z = r if precond is None else precond(r)
     p = z.clone(memory_format=torch.contiguous_format)
     rz = policy.dots(r, z)
@@ -119,6 +122,16 @@ class _TorchBlock:
 
     def direction(self, beta, z, p) -> None:
         p.mul_(beta.to(p.dtype)).add_(z)
+
+
+class _TritonBlock(_TorchBlock):
+    """Any block on CUDA: the product as :class:`_TorchBlock`'s, each update one Triton kernel."""
+
+    def update(self, alpha, p, q, x, r) -> torch.Tensor:
+        return triton_updates.cg_update(alpha, p, q, x, r, self.w2, self.policy.accumulate)
+
+    def direction(self, beta, z, p) -> None:
+        triton_updates.direction(beta.to(self.policy.accumulate), z, p)
 
 
 class _NativeBlock(_TorchBlock):

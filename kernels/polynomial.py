@@ -5,11 +5,12 @@ in-place update per degree, the same recurrences as :mod:`autospec.core.recurren
     basis:       t = (A u / s − θ u)/δ,  v ← 2t − v (t at k = 1),  y += c_k v,  u ↔ v
 
 Three paths, chosen by the operands: a vector on a CPU CSR operator runs the C kernels of
-:mod:`autospec.core.native` (one pass per degree); on CUDA the whole application is captured
-once per (shape, dtype) as a CUDA graph and replayed (one launch per application, products
-counted per replay); anything else (blocks, other operators) runs in-place torch operations around
-one product per degree (:func:`autospec.core.native.product`: the C SpMM on CPU CSR), no
-temporaries. Coefficients must be one polynomial for one operator (no batch) and need no
+:mod:`autospec.core.native` (one sweep over A for all degrees when its band fits the cache, else one
+pass per degree); on CUDA the whole application — cuSPARSE products and one Triton update kernel per
+degree (:mod:`autospec.kernels.triton_updates`) — is captured once per (shape, dtype) as a CUDA graph
+and replayed (one launch per application, products counted per replay); anything else (blocks,
+other operators) runs in-place torch operations around one product per degree
+(:func:`autospec.core.native.product`: the C SpMM on CPU CSR), no temporaries. Coefficients must be one polynomial for one operator (no batch) and need no
 gradient — otherwise the caller keeps the differentiable recurrence.
 """
 
@@ -23,6 +24,7 @@ import torch
 from autospec.core import native
 from autospec.core.operators import Operator
 from autospec.core.recurrences import ChebyshevBasis, ThreeTerm
+from autospec.kernels import triton_updates
 
 Poly = ThreeTerm | ChebyshevBasis
 
@@ -72,11 +74,15 @@ def _three_term(poly: ThreeTerm, op: Operator, r, s: float, csr) -> torch.Tensor
         return x
     x = torch.mul(r, c0)
     d, rho, t = x.clone(), r.clone(), torch.empty_like(r)
+    fused = triton_updates.runs_on(r)
     for a, b in zip(alpha, beta):
         native.product(op, d, t)
-        rho.sub_(t.div_(s))
-        d.mul_(a).add_(rho, alpha=b)
-        x.add_(d)
+        if fused:
+            triton_updates.three_term(t, d, rho, x, s, a, b)
+        else:
+            rho.sub_(t.div_(s))
+            d.mul_(a).add_(rho, alpha=b)
+            x.add_(d)
     return x.div_(s)
 
 
@@ -102,10 +108,15 @@ def _basis(poly: ChebyshevBasis, op: Operator, z, s: float, csr) -> torch.Tensor
         return y
     y = torch.mul(z, c[0])
     u, v, t = z.clone(), torch.empty_like(z), torch.empty_like(z)  # u = w_k; v = w_{k−1}, overwritten by w_{k+1}
+    fused = triton_updates.runs_on(z)
     for k, ck in enumerate(c[1:], start=1):
-        native.product(op, u, t).div_(s).sub_(u, alpha=theta).div_(delta)
-        v.copy_(t) if k == 1 else v.mul_(-1).add_(t, alpha=2)
-        y.add_(v, alpha=ck)
+        native.product(op, u, t)
+        if fused:
+            triton_updates.basis(t, u, v, y, s, theta, delta, ck, first=k == 1)
+        else:
+            t.div_(s).sub_(u, alpha=theta).div_(delta)
+            v.copy_(t) if k == 1 else v.mul_(-1).add_(t, alpha=2)
+            y.add_(v, alpha=ck)
         u, v = v, u
     return y.div_(s)
 

@@ -1,11 +1,15 @@
 """Shared fixtures: small generated SPD problems and the matrices shipped in data/."""
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
+
+if not torch.cuda.is_available():  # Triton kernels (autospec.kernels.triton_updates) run on CPU tensors
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data" / "suitesparse"
@@ -24,6 +28,16 @@ def random_spd(n: int, kappa: float, seed: int = 0) -> np.ndarray:
     Q, _ = np.linalg.qr(rng.standard_normal((n, n)))
     lam = np.logspace(-np.log10(kappa), 0, n)
     return (Q * lam) @ Q.T
+
+
+@pytest.fixture(scope="module")
+def single_thread():
+    """Run a module single-threaded: on tiny matrices intra-op threads only add synchronisation
+    (and oversubscribe a busy CPU)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def pytest_configure(config):
