@@ -116,7 +116,8 @@ def test_results_csv_reads_back(result):
 
 def test_summary_ratios_and_correctness():
     def row(matrix, method, matvecs, converged=True, eig_error=0.0, kappa=10.0):
-        return Row(matrix, 10, 30, method, 4, 15, 1, matvecs, 0.1, 1e-9, converged, eig_error, kappa)
+        return Row(matrix, 10, 30, method, 4, 15, outer_iters=1, matvecs=matvecs, seconds=0.1, max_residual=1e-9,
+                   converged=converged, eig_error=eig_error, kappa=kappa)
 
     rows = [row("a", "chfsi", 100), row("a", "autospec", 50), row("b", "chfsi", 100), row("b", "autospec", 200),
             row("c", "chfsi", 100, converged=False), row("c", "autospec", 80, eig_error=1.0),

@@ -14,14 +14,7 @@ from autospec.kernels import KernelInfo
 from conftest import poisson2d, random_spd
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Matrices here are tiny: intra-op threads only add synchronisation (and oversubscribe a busy
-    CPU), so run the module single-threaded."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")  # tiny matrices: intra-op threads only add synchronisation
 
 
 SPD_METHODS = ["newton_schulz", "prism", "inverse_newton", "eigh"]

@@ -25,7 +25,7 @@ from __future__ import annotations
 import csv
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import KW_ONLY, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -49,8 +49,8 @@ from autospec.evaluation.runner import (
     Source,
     check_settings,
     describe,
-    matrix_sources,
     run_cases,
+    select_sources,
     write_rows,
 )
 from autospec.learned import DEFAULT_ENGINES
@@ -67,17 +67,13 @@ class Row(MatrixRow):
 
     k: int
     degree: int
-    outer_iters: int | None = None
-    matvecs: int | None = None
-    seconds: float | None = None
+    _: KW_ONLY
     max_residual: float | None = None
-    converged: bool = False
     eig_error: float | None = None
     kappa: float | None = None
     definite: str = ""
     stop: str = ""  # tol | whole space | stagnated | budget | other
     top_degree: int | None = None  # filter methods: the largest degree used (0: no filter step, see `stop`)
-    error: str = ""
 
     @property
     def iterated(self) -> bool:
@@ -234,12 +230,7 @@ def evaluate_eigen(
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     gallery = list(gallery or ())
-    sources = matrix_sources(matrix_dir, files, suite, gallery, progress)
-    if matrices is not None:
-        keep = set(matrices)
-        sources = [s for s in sources if s.name in keep]
-    if not sources:
-        raise InputValueError("nothing to evaluate: set matrix_dir, files, suite or gallery (and check `matrices`)")
+    sources = select_sources(matrix_dir, files, suite, gallery, matrices=matrices, progress=progress)
     generated = set(gallery)
     plan = {s.name: ([int(k) for k in gallery_ks or ks], list(gallery_methods or methods)) if s.name in generated
             else (ks, list(methods)) for s in sources}

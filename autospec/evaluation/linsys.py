@@ -54,11 +54,10 @@ from autospec.evaluation.linsys_report import (
 from autospec.evaluation.runner import (
     Evaluation,
     MatrixRow,
-    matrix_sources,
-    run_cases,
     check_settings,
     describe,
-    shard_of,
+    run_cases,
+    select_sources,
     write_rows,
 )
 from autospec.core.recurrences import chebyshev_three_term, evaluate
@@ -79,12 +78,7 @@ class Row(MatrixRow):
     probe_steps: int
     scaling: str
     bounds: str
-    outer_iters: int | None = None
-    matvecs: int | None = None
-    seconds: float | None = None
     rel_residual: float | None = None
-    converged: bool = False
-    error: str = ""
 
     @property
     def label(self) -> str:
@@ -221,7 +215,7 @@ def _evaluate_case(name: str, problem: _Problem, scaling: str, plan, engine, eng
                 polynomial = {"chebyshev": {"degree": degree, "probe_steps": probe_steps},
                               "autospec": {"engine": engine, "probe_steps": probe_steps}}.get(method, {})
                 _, info = solve(problem.A, problem.b, method=method, rtol=cfg["rtol"], maxiter=cfg["maxiter"],
-                                seed=cfg["seed"], scaling=scaling, bounds=bounds if method == "chebyshev" else "ritz",
+                                rng=cfg["seed"], scaling=scaling, bounds=bounds if method == "chebyshev" else "ritz",
                                 **polynomial)
                 poly = None
                 if method == "chebyshev":
@@ -290,10 +284,7 @@ def evaluate_linsys(
     meta = {"engine": engine_name, "degree": cfg["degree"], "rtol": cfg["rtol"], "maxiter": cfg["maxiter"],
             "seed": cfg["seed"], "engine_error": engine_error}
     csv_path, md_path = out / "results.csv", out / "results.md"
-    sources = shard_of(matrix_sources(matrix_dir, files, suite, gallery, progress), shard, shards)
-    if not sources:
-        raise InputValueError("nothing to evaluate: set matrix_dir, files, suite or gallery"
-                              + (f" (or fewer shards: shard {shard} of {shards} is empty)" if shards > 1 else ""))
+    sources = select_sources(matrix_dir, files, suite, gallery, shard=shard, shards=shards, progress=progress)
 
     def run_source(source) -> tuple[list[Row], list]:
         matrix, err = None, source.error

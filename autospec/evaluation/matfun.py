@@ -55,7 +55,7 @@ from autospec import matfun
 from autospec.core.spectra import ALL_FAMILIES
 from autospec.errors import InputValueError
 from autospec.evaluation.matfun_report import plot_case, summarize, summary_table, write_markdown
-from autospec.evaluation.runner import Evaluation, check_settings, describe, run_cases, write_rows
+from autospec.evaluation.runner import Evaluation, Outcome, check_settings, describe, run_cases, write_rows
 from autospec.matfun import optimizer_state
 from autospec.matrices.gallery import synthetic_matrix
 from autospec.matrices.io import list_matrices, load_matrix, matrix_name
@@ -246,7 +246,7 @@ def condition_number(A) -> float:
 # -- rows ---------------------------------------------------------------------------------------------------
 
 @dataclass
-class Row:
+class Row(Outcome):
     """One line of ``results.csv`` (``None`` fields written empty); ``kappa``, ``spec`` and
     ``history`` feed the summary and the plots."""
 
@@ -257,10 +257,7 @@ class Row:
     dtype: str
     iters: int | None = None
     matmuls: int | None = None
-    seconds: float | None = None
     rel_error: float | None = None
-    converged: bool = False
-    error: str = ""
     kappa: float = math.nan
     spec: str = ""
     history: list[float] = field(default_factory=list)

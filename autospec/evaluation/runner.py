@@ -7,7 +7,7 @@ import csv
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,14 +31,27 @@ class Evaluation:
     plots: list[Path]
 
 
+@dataclass(kw_only=True)
+class Outcome:
+    """What one run measured, in every evaluation's rows (keywords; ``None`` written empty): wall
+    time, whether it converged, and why it failed or was skipped (``""``: it ran)."""
+
+    seconds: float | None = None
+    converged: bool = False
+    error: str = ""
+
+
 @dataclass
-class MatrixRow:
-    """The columns every matrix evaluation's rows start with (``results.csv``; ``None`` written empty)."""
+class MatrixRow(Outcome):
+    """The columns every matrix evaluation's rows start with (``matrix, n, nnz, method``), and an
+    iterative method's counts: outer iterations and products with A (keywords)."""
 
     matrix: str
     n: int | None
     nnz: int | None
     method: str
+    outer_iters: int | None = field(default=None, kw_only=True)
+    matvecs: int | None = field(default=None, kw_only=True)
 
 
 def write_markdown_file(lines: list[str], errors: Iterable[str], path: str | Path) -> Path:
@@ -133,6 +146,23 @@ def matrix_sources(matrix_dir: str | Path | None = None, files: Iterable[str | P
         sources += [Source(matrix_name(p), lambda p=p: load_matrix(p).matrix) for p in fetched]
         sources += [Source(name.split("/")[-1], error=describe(err)) for name, err in failed.items()]
     sources += [Source(name, lambda name=name: make_problem(name)[1]) for name in gallery or ()]
+    return sources
+
+
+def select_sources(matrix_dir: str | Path | None = None, files: Iterable[str | Path] = (), suite=None,
+                   gallery: Iterable[str] = (), *, matrices: Iterable[str] | None = None, shard: int = 0,
+                   shards: int = 1, progress: bool = True) -> list[Source]:
+    """:func:`matrix_sources`, kept to the names in ``matrices`` (None: all) and to one shard
+    (:func:`shard_of`); an empty selection raises, saying what to set."""
+    sources = matrix_sources(matrix_dir, files, suite, gallery, progress)
+    if matrices is not None:
+        keep = set(matrices)
+        sources = [s for s in sources if s.name in keep]
+    sources = shard_of(sources, shard, shards)
+    if not sources:
+        raise InputValueError("nothing to evaluate: set matrix_dir, files, suite or gallery"
+                              + (" (and check `matrices`)" if matrices is not None else "")
+                              + (f" (or fewer shards: shard {shard} of {shards} is empty)" if shards > 1 else ""))
     return sources
 
 
