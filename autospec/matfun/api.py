@@ -263,12 +263,12 @@ def apply(A, z, *, f: str = "inv_sqrt", degree: int | None = None, method: str =
     ``method="chebyshev"`` applies the degree-d Chebyshev interpolant of f on it with the
     three-term recurrence (d products per column of z; ``degree <= 4000``). ``degree=None`` and
     ``probe_steps=None``: the learned engine's own (``"autospec"``; a degree that disagrees with it
-    raises), else 20 and 50. ``info.matvecs``
-    counts every product with A, probe included (``matmuls`` is 0: no dense GEMM). ``rel_error``
-    is against the exact ``eigh`` action for n ≤ 4000, else the probe's Gauss-quadrature estimate
-    for a random z (``info.error_estimated``); ``info.converged`` means ``rel_error <= tol``
-    (``tol=None``: only that y is finite). y is a NumPy array for NumPy/SciPy input (A and z), a
-    torch tensor for torch input.
+    raises), else 20 and 50. ``info.matvecs`` counts every product with A, probe included
+    (``matmuls`` is 0: no dense GEMM). ``rel_error`` is against the exact ``eigh`` action for
+    n ≤ 4000, else the probe's Gauss-quadrature estimate for a random z (``info.error_estimated``);
+    ``info.converged`` means ``rel_error <= tol`` (``tol=None``: only that y is finite); ``z = 0``
+    returns ``y = 0`` at once. y is a NumPy array for NumPy/SciPy input (A and z), a torch tensor
+    for torch input.
     """
     if f not in SCALAR_FUNCTIONS:
         raise InputValueError(f"unknown function f={f!r}; choose one of {sorted(SCALAR_FUNCTIONS)}")
@@ -289,6 +289,9 @@ def apply(A, z, *, f: str = "inv_sqrt", degree: int | None = None, method: str =
     op = as_operator(A, symmetric=True, seed=seed)
     rhs = as_rhs(z, op)
     block = rhs.unsqueeze(-1) if rhs.ndim == 1 else rhs
+    if not bool(block.any()):  # z = 0: y = 0 exactly, at no product (as pcg's b = 0)
+        return to_caller(torch.zeros_like(rhs), numpy_out), MatfunInfo(function=f, method=method, converged=True,
+                                                                        rel_error=0.0)
     start, clock = op.matvecs, time.perf_counter()
     probe = lanczos(op, steps=probe_steps, seed=seed)
     poly, interval = APPLY_METHODS[method](op, probe, f, degree, engine)
