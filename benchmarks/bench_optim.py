@@ -12,7 +12,9 @@ Muon, biases and the 10×256 head take AdamW) with each orthogonalizer at ``--mu
 iterations (5: 16 GEMMs for every quintic method, plus the engine's 20 and PRISM's 25 thin sketch
 products; ``eigh`` is the exact SVD) in ``--muon-precision``; Shampoo (Adam grafting, roots every
 10 steps, relative damping 1e-6, statistics in float32) with each root method to its float32
-tolerance. Learning rates are fixed per family (``--lr-*``, chosen by ``--sweep`` on the held-out
+tolerance, or (``--shampoo-gemms G``) at an equal budget: each iterative root method runs the most
+iterations whose GEMMs per root call stay within G (counted on a calibration statistic, then
+measured in the runs; ``root_tol=0``, so only stagnation stops it earlier). Learning rates are fixed per family (``--lr-*``, chosen by ``--sweep`` on the held-out
 seeds 100 and 101, never on the reported seeds).
 
 Prints one Markdown table (mean ± sample std over seeds) and, per seed, the validation-loss
@@ -21,12 +23,15 @@ the paired difference is the sharper comparison.
 
     python benchmarks/bench_optim.py [--seeds 0 1 2 3 4 5 6 7] [--steps 300] [--csv OUT.csv]
     python benchmarks/bench_optim.py --sweep        # the learning-rate choice, on seeds 100, 101
+    python benchmarks/bench_optim.py --families shampoo --shampoo-roots autospec newton_schulz prism \
+        inverse_newton --shampoo-gemms 16          # the roots at an equal GEMM budget
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import math
 import statistics
 import time
@@ -35,6 +40,7 @@ import torch
 import torch.nn.functional as F
 
 from autospec.optim import Muon, Shampoo, muon_param_groups
+from autospec.optim.functions import inverse_fourth_root
 
 MUON_METHODS = ("autospec", "polar_express", "muon", "prism", "eigh")
 SHAMPOO_ROOTS = ("autospec", "newton_schulz", "prism", "inverse_newton", "eigh")
@@ -61,13 +67,29 @@ def mlp(seed: int) -> torch.nn.Module:
                                torch.nn.Linear(256, 10))
 
 
+@functools.cache
+def root_iterations(method: str, budget: int, cap: int = 40) -> int:
+    """The most iterations (<= cap) of ``method`` whose GEMMs per ``A^{-1/4}`` call stay within
+    ``budget``, counted on a float32 64×64 statistic of rank 16 with the runs' damping 1e-6
+    (κ ≈ 10⁶: no early stagnation)."""
+    G = torch.randn(64, 16, generator=torch.Generator().manual_seed(0))
+    A = G @ G.T
+    A = (A + 1e-6 * torch.linalg.matrix_norm(A) * torch.eye(64))[None]
+    fits = [k for k in range(1, cap + 1) if inverse_fourth_root(A, method, tol=0.0, max_iters=k)[1].matmuls <= budget]
+    if not fits:
+        raise SystemExit(f"{method}: one iteration costs more than {budget} GEMMs")
+    return max(fits)
+
+
 def make_optimizer(family: str, method: str | None, model: torch.nn.Module, args) -> torch.optim.Optimizer:
     if family == "adamw":
         return torch.optim.AdamW(model.parameters(), lr=args.lr_adamw, weight_decay=0.0)
     if family == "muon":
         return Muon(muon_param_groups(model, adamw_lr=args.lr_muon_adamw), lr=args.lr_muon, orthogonalizer=method,
                     steps=args.muon_steps, precision=args.muon_precision)
-    return Shampoo(model.parameters(), lr=args.lr_shampoo, root=method, update_freq=10, precision="float32")
+    budget = {} if args.shampoo_gemms is None else {"root_tol": 0.0,
+                                                    "root_max_iters": root_iterations(method, args.shampoo_gemms)}
+    return Shampoo(model.parameters(), lr=args.lr_shampoo, root=method, update_freq=10, precision="float32", **budget)
 
 
 def train(family: str, method: str | None, seed: int, data, args) -> dict:
@@ -166,6 +188,8 @@ def main() -> None:
     parser.add_argument("--shampoo-roots", nargs="+", default=list(SHAMPOO_ROOTS))
     parser.add_argument("--muon-steps", type=int, default=5)
     parser.add_argument("--muon-precision", default="bfloat16")
+    parser.add_argument("--shampoo-gemms", type=int, default=None,
+                        help="GEMMs per root call for every iterative root (default: each to its tolerance)")
     parser.add_argument("--lr-adamw", type=float, default=3e-2)
     parser.add_argument("--lr-muon", type=float, default=0.01)
     parser.add_argument("--lr-muon-adamw", type=float, default=3e-2, help="Muon's AdamW part (biases, head)")
