@@ -31,6 +31,7 @@ import torch
 from autospec.core.intervals import chebyshev_bounds
 from autospec.core.probe import BREAKDOWN_RTOL, Probe
 from autospec.core.recurrences import ChebyshevBasis, ThreeTerm, chebyshev_three_term
+from autospec.core.results import Result
 from autospec.errors import InputValueError
 from autospec.learned import DEFAULT_ENGINES, load_for
 from autospec.linsys.preconditioners import check_positive_probe, polynomial_is_safe
@@ -314,25 +315,25 @@ def set_preconditioner(ksp, method: str = "autospec", *, native: bool = False, *
     return poly
 
 
-@dataclass
-class PetscInfo:
-    """What a PETSc solve cost: outer iterations, products with A (probe included), the global
-    reductions PETSc counted in the KSP solve (``reductions``; ``probe_reductions`` beside it) and
-    the MPI reductions its logging saw (0 on one rank, where none is needed)."""
+@dataclass(kw_only=True)
+class PetscInfo(Result):
+    """What a PETSc solve cost (the :class:`Result` fields, ``rel_residual`` the true one):
+    outer iterations, products with A (probe included), the global reductions PETSc counted in the
+    KSP solve (``reductions``; ``probe_reductions`` beside it) and the MPI reductions its logging
+    saw (0 on one rank, where none is needed)."""
 
-    method: str
-    outer_iters: int
-    converged: bool
-    rel_residual: float
-    matvecs: int
-    reductions: int
+    outer_iters: int = 0
+    rel_residual: float = float("nan")
+    reductions: int = 0
     probe_reductions: int = 0
     mpi_reductions: int = 0
     degree: int = 0
-    seconds: float = 0.0
-    fallback: str | None = None
     interval: tuple[float, float] | None = None
     events: dict = field(default_factory=dict)
+
+    @property
+    def iterations(self) -> int:
+        return self.outer_iters
 
 
 def _counts(PETSc) -> dict:
