@@ -133,7 +133,7 @@ def spd_rows(quick: bool, rtol: float) -> list[dict]:
             base = None
             for label, kwargs in SPD_METHODS.items():
                 cap = 200 if kwargs["method"] in ("chebyshev", "autospec") or "polynomial" in kwargs else 3000
-                x, info = autospec.solve(A, b, mu=mu, rtol=rtol, maxiter=cap, seed=SEED, **kwargs)
+                x, info = autospec.solve(A, b, mu=mu, rtol=rtol, maxiter=cap, rng=SEED, **kwargs)
                 base = info.seconds if label == "cg" else base
                 row = {"system": name, "n": A.shape[0], "mu/lmax": mu_rel, "method": label, "outer": info.outer_iters,
                        "matvecs": info.matvecs, "time/cg": info.seconds / base, "seconds": info.seconds,

@@ -64,7 +64,7 @@ def test_solve_nystrom_agrees_with_a_direct_solve(kwargs):
     b = np.random.default_rng(3).standard_normal(N)
     # rtol 1e-9, not 1e-10: κ(A + μI) ≈ 1e6, so 1e-10 sits at the attainable accuracy and a
     # different BLAS can stall just above it (seen on CI: 1.01e-10).
-    x, info = autospec.solve(A, b, method="nystrom", mu=MU, rtol=1e-9, seed=4, **kwargs)
+    x, info = autospec.solve(A, b, method="nystrom", mu=MU, rtol=1e-9, rng=4, **kwargs)
     exact = np.linalg.solve(A + MU * np.eye(N), b)
     x = np.asarray(x)
     assert info.converged and info.method == "nystrom"
