@@ -42,7 +42,8 @@ class Shampoo(MatrixOptimizer):
             Adam grafting). eps: Adam grafting's ε. weight_decay: decoupled. nesterov: look-ahead.
         update_freq: steps between root computations. start_preconditioning_step: first step with
             roots (None: ``update_freq``). damping: δ, relative. root: one of :data:`ROOTS`.
-        root_tol, root_max_iters: the iterative roots' stopping rule (None: defaults by dtype).
+        root_tol, root_max_iters: the iterative roots' stopping rule (None: defaults by dtype;
+            ``root_tol=0``: a fixed budget of ``root_max_iters`` iterations, fewer on stagnation).
         grafting: ``"adam"``, ``"sgd"`` or ``"none"``. precision: dtype of the statistics, roots
             and update (None: the parameter's, at least float32). max_preconditioner_dim: longer
             sides get no preconditioner. engine: a learned coupled engine for ``root="autospec"``.
