@@ -34,7 +34,7 @@ _SIGNATURES = {  # name: (restype, argtypes) — matrix kernels take (n, [k,] pt
     "three_term_wave": (None, [_I64, _P, _P, _P, _D, _I64, _P, _P, _D, _P, _P, _P, _P, _I64, _I64, _I64, _INT]),
     "cheb_basis_wave": (None, [_I64, _P, _P, _P, _D, _D, _D, _I64, _P, _P, _P, _P, _I64, _I64, _I64, _INT]),
     "bandwidth": (_I64, [_I64, _P, _P]),
-    "lanczos_step": (_D, [_I64, _P, _P, _P, _D, _P, _P, _P, _INT]),
+    "lanczos_step": (_D, [_I64, _P, _P, _P, _D, _D, _P, _P, _P, _P, _INT]),
     "cg_update": (_D, [_I64, _D, _P, _P, _P, _P, _P, _INT]),
     "direction": (None, [_I64, _D, _P, _P, _INT]),
     "axpy_norm": (_D, [_I64, _D, _P, _P, _INT]),
@@ -201,8 +201,12 @@ def ptr(t: torch.Tensor | None) -> int | None:
     return None if t is None else t.data_ptr()
 
 
-def lanczos_step(csr: CSR, q: torch.Tensor, qprev: torch.Tensor, beta: float, w: torch.Tensor) -> tuple[float, float]:
-    """``w = A q − β q_prev``, ``α = qᵀw``, ``w −= α q`` in two passes; returns ``(α, ‖w‖)``."""
-    alpha = csr.fn("lanczos_step")(csr.n, *csr.args(), beta, q.data_ptr(), qprev.data_ptr(), w.data_ptr(), threads())
+def lanczos_step(csr: CSR, qt: torch.Tensor, qprev: torch.Tensor, beta: float, w: torch.Tensor, inv: float = 1.0,
+                 q_out: torch.Tensor | None = None) -> tuple[float, float]:
+    """``q = inv·qt`` (written to ``q_out`` if given; it may be ``qprev``), ``w = A q − β q_prev``,
+    ``α = qᵀw``, ``w −= α q`` in two passes; returns ``(α, ‖w‖)``."""
+    alpha = csr.fn("lanczos_step")(csr.n, *csr.args(), inv, beta, qt.data_ptr(), qprev.data_ptr(), ptr(q_out),
+                                   w.data_ptr(), threads())
+    q = qt if q_out is None else q_out
     norm2 = vector_fn("axpy_norm", w.dtype)(csr.n, alpha, q.data_ptr(), w.data_ptr(), threads())
     return alpha, norm2 ** 0.5

@@ -189,17 +189,21 @@ int64_t FN(bandwidth)(int64_t n, const I *ptr, const I *idx) {
     return w;
 }
 
-/* Lanczos: w = A q - beta qp;  returns q.w */
-double FN(lanczos_step)(int64_t n, const I *ptr, const I *idx, const V *val, double beta,
-                        const V *q, const V *qp, V *w, int nt) {
+/* Lanczos: q = inv qt (the previous step's division folded in), w = A q - beta qp;  returns q.w.
+   q is written to qn unless it is NULL (qn may be qp: row i of qp is read before it is written). */
+double FN(lanczos_step)(int64_t n, const I *ptr, const I *idx, const V *val, double inv, double beta,
+                        const V *qt, V *qp, V *qn, V *w, int nt) {
+    const V scale = (V)inv;
     double dot = 0;
     #pragma omp parallel for schedule(static) reduction(+:dot) num_threads(nt)
     for (int64_t i = 0; i < n; i++) {
         V s = 0;
-        for (I j = ptr[i]; j < ptr[i + 1]; j++) s += val[j] * q[idx[j]];
-        s -= (V)(beta * qp[i]);
+        for (I j = ptr[i]; j < ptr[i + 1]; j++) s += val[j] * qt[idx[j]];
+        const V qi = qt[i] * scale;
+        s = s * scale - (V)(beta * qp[i]);
+        if (qn) qn[i] = qi;
         w[i] = s;
-        dot += (double)q[i] * s;
+        dot += (double)qi * s;
     }
     return dot;
 }

@@ -204,22 +204,27 @@ def _partial_steps(op: Operator, q0: torch.Tensor, m: int, gen: torch.Generator,
     A step is one product accumulated into the next vector, ``w = A q_j − b_{j−1} q_{j−1}``,
     ``α_j = q_jᵀw``, ``w −= α_j q_j``, ``b_j = ‖w‖``. Until the first reorthogonalisation only three
     vectors are kept (no basis: its memory and page faults cost as much as the products); the first
-    one rebuilds the basis by replaying the recurrence with the stored α, β (bit-identical vectors,
-    ``j`` more counted products); without one, :meth:`Probe.ritz_vectors` replays it on demand.
+    one rebuilds the basis by replaying the recurrence with the stored α, β (the same vectors up to
+    rounding, ``j`` more counted products); without one, :meth:`Probe.ritz_vectors` replays it on
+    demand. Each step divides the previous ``w`` by ``b_j`` in its own pass (no pass of its own).
     """
     eps = torch.finfo(op.dtype).eps
     eps1 = eps * math.sqrt(op.n)
     alphas, betas = [], []
     omega, omega_prev = np.ones(1), np.zeros(0)
     scale, pending, reorths = 0.0, False, 0
-    ring, Q = [torch.zeros_like(q0), q0.clone(), torch.empty_like(q0)], None  # q_{j−1}, q_j, w
+    # Until a basis is kept, three vectors: q_{j−1}, w_{j−1} = b_{j−1} q_j (not yet divided: the step
+    # divides as it reads it, writing q_j over q_{j−1}, whose row it has read), and w's buffer.
+    ring, Q, inv = [torch.zeros_like(q0), q0.clone(), torch.empty_like(q0)], None, 1.0
     for j in range(m):
         if Q is None:
-            qprev, q, w = ring
+            qprev, qt, w = ring
+            alpha, beta = _step(op, timer, qt, qprev, betas[-1] if j else 0.0, w, inv=inv, q_out=qprev)
+            q = qprev
         else:
             qprev, q = Q[j - 1] if j else ring[0], Q[j]
             w = Q[j + 1] if j + 1 < m else ring[2]
-        alpha, beta = _step(op, timer, q, qprev, betas[-1] if j else 0.0, w)
+            alpha, beta = _step(op, timer, q, qprev, betas[-1] if j else 0.0, w)
         alphas.append(alpha)
         scale = max(scale, abs(alpha) + beta)
         if j == m - 1 or beta <= BREAKDOWN_RTOL * scale:
@@ -236,25 +241,30 @@ def _partial_steps(op: Operator, q0: torch.Tensor, m: int, gen: torch.Generator,
             if beta <= BREAKDOWN_RTOL * scale:
                 betas.append(0.0)
                 break
-        w.div_(beta)
         betas.append(beta)
         omega, omega_prev = omega_next, omega
         if Q is None:
-            ring = [q, w, qprev]
+            ring, inv = [q, w, qt], 1.0 / beta
+        else:
+            w.div_(beta)
     tensor = (lambda values: [torch.tensor(v, dtype=op.dtype, device=op.device) for v in values])
     return tensor(alphas), tensor(betas), reorths, Q
 
 
-def _step(op: Operator, timer: _ProductTimer, q, qprev, beta_prev: float, w) -> tuple[float, float]:
+def _step(op: Operator, timer: _ProductTimer, q, qprev, beta_prev: float, w, inv: float = 1.0,
+          q_out: torch.Tensor | None = None) -> tuple[float, float]:
     """``w = A q − β_prev q_prev − α q`` in place, ``α = qᵀ(A q − β_prev q_prev)``; returns ``(α, ‖w‖)``.
+    With ``q_out`` (which may be ``q_prev``) the step first takes ``q = inv·q`` into ``q_out``.
 
     CSR operators on CPU take the fused kernels (two passes) after the first ``TIMED_STEPS``, whose
     plain products time the unit of ``spmv_equivalents``; others take in-place torch/NumPy operations."""
     csr = native.csr_of(op, q, qprev, w) if timer.products >= TIMED_STEPS else None
     if csr is not None:
         op.count(1)
-        return native.lanczos_step(csr, q, qprev, beta_prev, w)
+        return native.lanczos_step(csr, q, qprev, beta_prev, w, inv, q_out)
     torch.mul(qprev, -beta_prev, out=w)
+    if q_out is not None:
+        q = torch.mul(q, inv, out=q_out)
     timer(op.matmat_add, q, w)
     alpha = _dot(q, w)
     w.add_(q, alpha=-alpha)
