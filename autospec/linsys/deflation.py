@@ -7,7 +7,8 @@ and ``P = I − AQ``: PCG (any SPD ``M``) on the consistent semidefinite system 
 preconditioner — work on the rest of the spectrum: the few small eigenvalues a polynomial can only
 leave to CG are taken out, and its interval can start at the (k+1)-th Ritz value. The residual of
 the deflated system is that of the original one, ``Pb − PAx̃ = b − Ax``, so stopping rules are
-unchanged. Cost: ``k`` products for ``AW`` once, then per iteration one k-vector reduction
+unchanged — in exact arithmetic: in floating point the two part as ``E⁻¹`` grows, so
+:func:`autospec.solve` confirms ``converged`` on ``b − Ax`` itself (one product). Cost: ``k`` products for ``AW`` once, then per iteration one k-vector reduction
 ``(AW)ᵀv`` — no extra products with A. (Preconditioning with ``PᵀM + Q`` instead, A-DEF2,
 lets rounding errors grow back into ``span W`` on ill-conditioned matrices; DEF1 does not.)
 """
