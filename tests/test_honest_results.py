@@ -46,7 +46,7 @@ def spd_problems(draw):
        dtype=st.sampled_from(["numpy64", "numpy32", "torch64", "torch32"]),
        rtol=st.floats(1e-13, 1e-1),
        atol=st.sampled_from([0.0, 1e-12, 1e-6]),
-       method=st.sampled_from(["pcg", "cg", "chebyshev", "jacobi"]),
+       method=st.sampled_from(["pcg", "cg", "chebyshev", "jacobi", "autospec"]),
        x0=st.booleans())
 def test_converged_means_the_true_residual_meets_the_tolerance(problem, dtype, rtol, atol, method, x0):
     A, b = problem
@@ -64,7 +64,7 @@ def test_converged_means_the_true_residual_meets_the_tolerance(problem, dtype, r
             if method == "pcg":
                 x, info = autospec.pcg(Ain, bin_, start, rtol=rtol, atol=atol, maxiter=20 * A.shape[0])
             else:
-                x, info = autospec.solve(Ain, bin_, method="chebyshev" if method == "chebyshev" else "cg",
+                x, info = autospec.solve(Ain, bin_, method=method if method in ("chebyshev", "autospec") else "cg",
                                          scaling="jacobi" if method == "jacobi" else "none", x0=start, rtol=rtol,
                                          atol=atol, maxiter=20 * A.shape[0])
         except errors.AutospecError:
