@@ -2,6 +2,7 @@
 polynomial.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_sketch.py [--quick] [--rtol 1e-6]
+    OMP_NUM_THREADS=1 python benchmarks/bench_sketch.py --large      # n = 2·10⁴ only
 
 SPD systems ``(A + μI) x = b`` with ``μ = μ_rel·λ_max(A)`` (so ``κ <= 1 + 1/μ_rel``), μ_rel in
 {1e-2, 1e-4, 1e-6}:
@@ -10,7 +11,10 @@ SPD systems ``(A + μI) x = b`` with ``μ = μ_rel·λ_max(A)`` (so ``κ <= 1 + 
   look-alike data when scikit-learn is not installed), bandwidth = median pairwise distance;
 * ``krr-gauss-3d`` / ``krr-matern-3d``: Gaussian and Matérn-3/2 kernels on 3000 points in the unit
   cube (fast and slow spectral decay);
-* ``rf-ridge``: the Gram ``ZᵀZ`` of 1024 random Fourier features of 10 000 samples in R⁸.
+* ``rf-ridge``: the Gram ``ZᵀZ`` of 1024 random Fourier features of 10 000 samples in R⁸;
+* ``--large``: ``krr-gauss-3d`` on 20 000 points (3.2 GB, built in row blocks; bandwidth = the
+  median distance of 3000 of the points), μ_rel in {1e-2, 1e-4}, passed as a SciPy
+  ``LinearOperator`` (so no dense copy for the symmetry check), no least squares.
 
 Methods: ``cg``; ``chebyshev`` (degree 10, probe 50); ``autospec`` (engine linsys-cg-d10);
 ``nystrom`` (adaptive rank); ``nystrom+chebyshev`` and ``nystrom+autospec`` (Nyström deflation, then
@@ -38,7 +42,7 @@ import torch
 import autospec
 from autospec.core.operators import as_operator
 from autospec.core.probe import lanczos
-from autospec.sketch.nystrom import NystromPreconditioner, Preconditioned, adaptive_nystrom
+from autospec.sketch.nystrom import NystromPreconditioner, Preconditioned, Shifted, adaptive_nystrom
 from common import print_table
 
 SEED = 0
@@ -84,14 +88,34 @@ def _distances(X: np.ndarray) -> np.ndarray:
     return np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2 * X @ X.T, 0))
 
 
-def kernel(X: np.ndarray, kind: str) -> np.ndarray:
-    """Gaussian ``exp(−r²/2σ²)`` or Matérn-3/2 ``(1 + √3 r/σ) exp(−√3 r/σ)``, σ the median distance."""
+def _median_distance(X: np.ndarray) -> float:
     R = _distances(X)
-    sigma = float(np.median(R[np.triu_indices_from(R, 1)]))
+    return float(np.median(R[np.triu_indices_from(R, 1)]))
+
+
+def _profile(R: np.ndarray, sigma: float, kind: str) -> np.ndarray:
+    """Gaussian ``exp(−r²/2σ²)`` or Matérn-3/2 ``(1 + √3 r/σ) exp(−√3 r/σ)`` of distances R."""
     if kind == "gauss":
         return np.exp(-(R / sigma) ** 2 / 2)
     s = np.sqrt(3) * R / sigma
     return (1 + s) * np.exp(-s)
+
+
+def kernel(X: np.ndarray, kind: str) -> np.ndarray:
+    """The kernel matrix of X, σ the median pairwise distance."""
+    return _profile(_distances(X), _median_distance(X), kind)
+
+
+def large_kernel(X: np.ndarray, kind: str, block: int = 2000) -> np.ndarray:
+    """The kernel matrix of a large X in row blocks (no n² temporaries), σ the median distance of
+    3000 of its points."""
+    sigma = _median_distance(X[np.random.default_rng(SEED).choice(len(X), 3000, replace=False)])
+    sq = (X * X).sum(1)
+    K = np.empty((len(X), len(X)))
+    for i in range(0, len(X), block):
+        R = np.sqrt(np.maximum(sq[i : i + block, None] + sq[None, :] - 2 * X[i : i + block] @ X.T, 0))
+        K[i : i + block] = _profile(R, sigma, kind)
+    return K
 
 
 def random_features(n: int, D: int) -> tuple[np.ndarray, np.ndarray]:
@@ -114,20 +138,24 @@ def spd_systems(quick: bool) -> list[tuple[str, np.ndarray, np.ndarray]]:
             ("krr-matern-3d", kernel(cube, "matern"), target), ("rf-ridge", Z.T @ Z, Z.T @ yz)]
 
 
-def kappa_preconditioned(A: np.ndarray, mu: float) -> tuple[float, int]:
+def large_systems() -> list[tuple[str, spla.LinearOperator, np.ndarray]]:
+    cube = np.random.default_rng(SEED).random((20000, 3))
+    return [("krr-gauss-3d", spla.aslinearoperator(large_kernel(cube, "gauss")), np.sin(4 * cube).sum(1))]
+
+
+def kappa_preconditioned(A, mu: float) -> tuple[float, int]:
     """κ of ``P^{-1/2}(A + μI)P^{-1/2}`` for the Nyström P that ``solve`` builds (same seed)."""
     op = as_operator(A)
     P = NystromPreconditioner(adaptive_nystrom(op, mu, rng=SEED), mu)
-    shifted = as_operator(A + mu * np.eye(A.shape[0]))
-    probe = lanczos(Preconditioned(shifted, P), steps=min(80, A.shape[0]), seed=SEED)
+    probe = lanczos(Preconditioned(Shifted(op, mu), P), steps=min(80, A.shape[0]), seed=SEED)
     return float(probe.theta_max / probe.theta_min), P.rank
 
 
-def spd_rows(quick: bool, rtol: float) -> list[dict]:
+def spd_rows(systems, mu_rels: tuple[float, ...], rtol: float) -> list[dict]:
     rows = []
-    for name, A, b in spd_systems(quick):
+    for name, A, b in systems:
         lam_max = float(spla.eigsh(A, k=1, which="LA", return_eigenvectors=False)[0])
-        for mu_rel in (1e-2, 1e-4, 1e-6):
+        for mu_rel in mu_rels:
             mu = mu_rel * lam_max
             kappa, _ = kappa_preconditioned(A, mu)
             base = None
@@ -174,14 +202,19 @@ def lstsq_rows(quick: bool, rtol: float) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
+    parser.add_argument("--large", action="store_true", help="only the n = 2·10⁴ kernel system")
     parser.add_argument("--rtol", type=float, default=1e-6)
     args = parser.parse_args()
     torch.manual_seed(SEED)
     start = time.perf_counter()
-    spd = spd_rows(args.quick, args.rtol)
+    systems, mu_rels = (large_systems(), (1e-2, 1e-4)) if args.large else (spd_systems(args.quick), (1e-2, 1e-4, 1e-6))
+    spd = spd_rows(systems, mu_rels, args.rtol)
     print(f"\n## SPD systems (rtol {args.rtol:g})\n")
     print_table(spd, ["system", "n", "mu/lmax", "method", "outer", "matvecs", "time/cg", "rank", "kappa_P", "converged",
                       "fallback"])
+    if args.large:
+        print(f"\ntotal {time.perf_counter() - start:.0f} s")
+        return
     ls = lstsq_rows(args.quick, args.rtol)
     print(f"\n## Least squares (rtol {args.rtol:g})\n")
     print_table(ls, ["problem", "shape", "mu/|X|^2", "method", "iters", "matvecs", "time/cg", "normal_res", "converged"])
