@@ -140,14 +140,20 @@ def test_matfun_apply_degree_zero_is_not_converged_and_says_what_tol_means():
     assert none.converged  # tol=None: converged only says the result is finite (documented)
 
 
-def test_deflated_solve_reports_the_true_residual_of_x():
+def test_deflated_solve_finishes_on_the_original_system():
     """Deflated CG (method="autospec" choosing deflation) checks ``P(b − A x̃)``, equal to ``b − A x``
     only in exact arithmetic; nos6 with Jacobi scaling met the tolerance there (8.0e-9) with a true
-    residual of 7.3e-8. ``rel_residual`` and ``converged`` are those of ``b − A x``."""
+    residual of 7.3e-8. PCG then continues on ``A x = b`` from x until ``b − A x`` meets it too;
+    ``rel_residual`` and ``converged`` are those of ``b − A x``."""
     A = sp.csr_matrix(autospec.read_matrix(DATA / "nos6.mtx"))
     b = np.random.default_rng(0).standard_normal(A.shape[0])
-    x, info = autospec.solve(A, b, method="autospec", scaling="jacobi", rtol=1e-8)
+    seen = []
+    x, info = autospec.solve(A, b, method="autospec", scaling="jacobi", rtol=1e-8, callback=seen.append)
     assert info.deflated > 0
     true = np.linalg.norm(b - A @ x) / np.linalg.norm(b)
     assert info.rel_residual == pytest.approx(true, rel=1e-6)
-    assert info.converged == (true <= 1e-8) and (info.converged or "true residual of x" in info.message)
+    assert info.converged and true <= 1e-8 and "more iterations on A x = b" in info.message
+    assert len(seen) == info.outer_iters == len(info.residual_history) - 1
+    assert np.array_equal(seen[-1], x)  # the continuation reports the unscaled iterate too
+    capped, short = autospec.solve(A, b, method="autospec", scaling="jacobi", rtol=1e-8, maxiter=info.outer_iters - 1)
+    assert not short.converged and short.outer_iters == info.outer_iters - 1  # maxiter bounds both phases
