@@ -42,8 +42,7 @@ def apply(poly: Poly, op: Operator, r: torch.Tensor, scale: float) -> torch.Tens
     r = r.contiguous()
     if r.device.type == "cuda":
         return _graph(poly, op, r, scale)
-    csr = native.csr_of(op, r) if (r.ndim == 1 or r.shape[1] == 1) else None
-    return _steps(poly, op, r, scale, csr)
+    return _steps(poly, op, r, scale, native.csr_of(op, r))
 
 
 def _steps(poly: Poly, op: Operator, r: torch.Tensor, scale: float, csr: native.CSR | None) -> torch.Tensor:
@@ -54,7 +53,8 @@ def _steps(poly: Poly, op: Operator, r: torch.Tensor, scale: float, csr: native.
 
 def _three_term(poly: ThreeTerm, op: Operator, r, s: float, csr) -> torch.Tensor:
     c0, alpha, beta = float(poly.c0), poly.alpha.tolist(), poly.beta.tolist()
-    layout = native.wave(op, csr, len(alpha)) if csr is not None else None
+    k = 1 if r.ndim == 1 else r.shape[1]
+    layout = native.wave(op, csr, len(alpha)) if csr is not None and k == 1 else None
     if layout is not None:  # every step in one sweep over A
         x, rho = torch.empty_like(r), torch.empty_like(r)
         ring = r.new_empty(len(alpha) - 1, layout.cap)
@@ -65,11 +65,11 @@ def _three_term(poly: ThreeTerm, op: Operator, r, s: float, csr) -> torch.Tensor
         return x
     if csr is not None and alpha:  # the first step reads r itself, the last divides by s: no other passes
         x, rho, d, t = (torch.empty_like(r) for _ in range(4))
-        for k, (a, b) in enumerate(zip(alpha, beta)):
-            op.count(1)
-            csr.fn("three_term")(csr.n, *csr.args(), s, a, b, int(k == 0), c0, (r if k == 0 else d).data_ptr(),
-                                 t.data_ptr(), rho.data_ptr(), x.data_ptr(), s if k == len(alpha) - 1 else 1.0,
-                                 native.threads())
+        step = native.per_columns(csr, "three_term", k)  # a vector kernel for k = 1 (it vectorises; the block one would not)
+        for j, (a, b) in enumerate(zip(alpha, beta)):
+            op.count(k)
+            step(s, a, b, int(j == 0), c0, (r if j == 0 else d).data_ptr(), t.data_ptr(), rho.data_ptr(), x.data_ptr(),
+                 s if j == len(alpha) - 1 else 1.0, native.threads())
             d, t = t, d
         return x
     x = torch.mul(r, c0)
@@ -89,7 +89,8 @@ def _three_term(poly: ThreeTerm, op: Operator, r, s: float, csr) -> torch.Tensor
 def _basis(poly: ChebyshevBasis, op: Operator, z, s: float, csr) -> torch.Tensor:
     c = poly.c.tolist()
     theta, delta = float((poly.a + poly.b) / 2), float((poly.b - poly.a) / 2)
-    layout = native.wave(op, csr, len(c) - 1) if csr is not None else None
+    columns = 1 if z.ndim == 1 else z.shape[1]
+    layout = native.wave(op, csr, len(c) - 1) if csr is not None and columns == 1 else None
     if layout is not None:  # every step in one sweep over A
         y, ring = torch.empty_like(z), z.new_empty(len(c) - 2, layout.cap)
         op.count(len(c) - 1)
@@ -98,12 +99,12 @@ def _basis(poly: ChebyshevBasis, op: Operator, z, s: float, csr) -> torch.Tensor
         return y
     if csr is not None and len(c) > 1:  # as above; w_0 = z is read in place (u on step 1, v_in on step 2)
         y, u, v = torch.empty_like(z), torch.empty_like(z), torch.empty_like(z)
+        step = native.per_columns(csr, "cheb_basis", columns)
         for k, ck in enumerate(c[1:], start=1):
-            op.count(1)
+            op.count(columns)
             u_k, v_in = (z, v) if k == 1 else (u, z) if k == 2 else (u, v)
-            csr.fn("cheb_basis")(csr.n, *csr.args(), s, theta, delta, ck, int(k == 1), c[0], u_k.data_ptr(),
-                                 v_in.data_ptr(), v.data_ptr(), y.data_ptr(), s if k == len(c) - 1 else 1.0,
-                                 native.threads())
+            step(s, theta, delta, ck, int(k == 1), c[0], u_k.data_ptr(), v_in.data_ptr(), v.data_ptr(), y.data_ptr(),
+                 s if k == len(c) - 1 else 1.0, native.threads())
             u, v = v, u
         return y
     y = torch.mul(z, c[0])

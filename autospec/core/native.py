@@ -31,6 +31,8 @@ _SIGNATURES = {  # name: (restype, argtypes) — matrix kernels take (n, [k,] pt
     "spmv_dot": (_D, [_I64, _P, _P, _P, _D, _P, _P, _INT]),
     "three_term": (None, [_I64, _P, _P, _P, _D, _D, _D, _INT, _D, _P, _P, _P, _P, _D, _INT]),
     "cheb_basis": (None, [_I64, _P, _P, _P, _D, _D, _D, _D, _INT, _D, _P, _P, _P, _P, _D, _INT]),
+    "three_term_block": (None, [_I64, _I64, _P, _P, _P, _D, _D, _D, _INT, _D, _P, _P, _P, _P, _D, _INT]),
+    "cheb_basis_block": (None, [_I64, _I64, _P, _P, _P, _D, _D, _D, _D, _INT, _D, _P, _P, _P, _P, _D, _INT]),
     "three_term_wave": (None, [_I64, _P, _P, _P, _D, _I64, _P, _P, _D, _P, _P, _P, _P, _I64, _I64, _I64, _INT]),
     "cheb_basis_wave": (None, [_I64, _P, _P, _P, _D, _D, _D, _I64, _P, _P, _P, _P, _I64, _I64, _I64, _INT]),
     "bandwidth": (_I64, [_I64, _P, _P]),
@@ -120,6 +122,14 @@ def csr_of(op, *vectors: torch.Tensor) -> CSR | None:
           and all(v.device.type == "cpu" and v.is_contiguous() and v.dtype == csr.values.dtype and not v.requires_grad
                   for v in vectors))
     return csr if ok else None
+
+
+def per_columns(csr: CSR, name: str, k: int):
+    """The matrix kernel ``name`` for ``k`` columns with the matrix arguments bound: ``name`` itself
+    for one column, ``name_block`` (taking k after n) for more."""
+    if k == 1:
+        return functools.partial(csr.fn(name), csr.n, *csr.args())
+    return functools.partial(csr.fn(f"{name}_block"), csr.n, k, *csr.args())
 
 
 def vector_fn(name: str, dtype: torch.dtype):

@@ -95,6 +95,72 @@ void FN(cheb_basis)(int64_t n, const I *ptr, const I *idx, const V *val, double 
     }
 }
 
+/* The two steps above on n x k row-major blocks (k columns, one matrix read; a row's k sums in
+   registers, BLOCK columns at a time), same per-element arithmetic. */
+#define ROW_PRODUCT(src, kc, c0)                                                              \
+    for (int64_t c = 0; c < kc; c++) acc[c] = 0;                                              \
+    for (I j = ptr[i]; j < ptr[i + 1]; j++) {                                                 \
+        const V av = val[j], *sj = src + (int64_t)idx[j] * k + c0;                            \
+        for (int64_t c = 0; c < kc; c++) acc[c] += av * sj[c];                                \
+    }
+
+void FN(three_term_block)(int64_t n, int64_t k, const I *ptr, const I *idx, const V *val, double scale,
+                          double a, double b, int first, double c0, const V *d, V *dn, V *rho, V *x,
+                          double final, int nt) {
+    const V inv_scale = (V)(1.0 / scale);
+    const int last = final != 1.0;
+    #pragma omp parallel for schedule(static) num_threads(nt)
+    for (int64_t i = 0; i < n; i++) {
+        V acc[BLOCK];
+        for (int64_t c0_ = 0; c0_ < k; c0_ += BLOCK) {
+            const int64_t kc = k - c0_ < BLOCK ? k - c0_ : BLOCK;
+            if (first) {
+                for (int64_t c = 0; c < kc; c++) acc[c] = 0;
+                for (I j = ptr[i]; j < ptr[i + 1]; j++) {
+                    const V av = val[j], *sj = d + (int64_t)idx[j] * k + c0_;
+                    for (int64_t c = 0; c < kc; c++) acc[c] += av * (V)(c0 * sj[c]);
+                }
+            } else {
+                ROW_PRODUCT(d, kc, c0_)
+            }
+            for (int64_t c = 0; c < kc; c++) {
+                const int64_t e = i * k + c0_ + c;
+                V di, ri, xi;
+                if (first) { di = (V)(c0 * d[e]); ri = d[e]; xi = di; }
+                else { di = d[e]; ri = rho[e]; xi = x[e]; }
+                V r = ri - acc[c] * inv_scale;
+                rho[e] = r;
+                V v = (V)(a * di) + (V)(b * r);
+                dn[e] = v;
+                x[e] = last ? (xi + v) / (V)final : xi + v;
+            }
+        }
+    }
+}
+
+void FN(cheb_basis_block)(int64_t n, int64_t k, const I *ptr, const I *idx, const V *val, double scale,
+                          double theta, double delta, double cf, int first, double c0, const V *u, const V *v_in,
+                          V *v_out, V *y, double final, int nt) {
+    const V inv_scale = (V)(1.0 / scale), inv_delta = (V)(1.0 / delta);
+    const int last = final != 1.0;
+    #pragma omp parallel for schedule(static) num_threads(nt)
+    for (int64_t i = 0; i < n; i++) {
+        V acc[BLOCK];
+        for (int64_t c0_ = 0; c0_ < k; c0_ += BLOCK) {
+            const int64_t kc = k - c0_ < BLOCK ? k - c0_ : BLOCK;
+            ROW_PRODUCT(u, kc, c0_)
+            for (int64_t c = 0; c < kc; c++) {
+                const int64_t e = i * k + c0_ + c;
+                V t = (acc[c] * inv_scale - (V)theta * u[e]) * inv_delta;
+                V w = first ? t : (V)(2 * t) - v_in[e];
+                v_out[e] = w;
+                V yi = first ? (V)(c0 * u[e]) : y[e];
+                y[e] = last ? (yi + (V)(cf * w)) / (V)final : yi + (V)(cf * w);
+            }
+        }
+    }
+}
+
 /* Matrix-powers wavefront (banded A: |i - j| <= w for every entry): all D steps of a polynomial in one
    sweep. Level k runs `lag` rows behind level k-1 (lag >= block + w), so the rows it reads were written by
    level k-1 in an earlier pass, the levels of one pass touch disjoint rows (no barrier between them), and
