@@ -69,19 +69,19 @@ def measure(engine: str, problems: int, n: int, ks: list[int], budget: int, orac
             row = {"family": batch["families"][0], "k": k, "indefinite": bool(lam[0] < 0 < lam[-1])}
             for method in methods:
                 if method.startswith("plan"):
-                    vals, _, info = filtered_subspace_iteration(A, k, FixedPlan(int(method[4:])), tol=1e-8, seed=i,
+                    vals, _, info = filtered_subspace_iteration(A, k, FixedPlan(int(method[4:])), tol=1e-8, rng=i,
                                                                 max_matvecs=budget * n, max_degree=max_degree,
                                                                 whole_space=False)
                 elif method.startswith("oracle"):
                     cut = float(np.sort(lam)[default_block(k, n)]) if method == "oracle_ab" else None
                     vals, _, info = filtered_subspace_iteration(A, k, OracleFilter(float(lam.max()), cut), tol=1e-8,
-                                                                seed=i, max_matvecs=budget * n, max_degree=max_degree,
+                                                                rng=i, max_matvecs=budget * n, max_degree=max_degree,
                                                                 whole_space=False)
                 else:
                     learned = method == "autospec" or method in also
                     vals, _, info = solve_eigenproblem(A, k=k, method="autospec" if learned else method,
                                           engine=(engine if method == "autospec" else method) if learned else None,
-                                          tol=1e-8, seed=i, max_matvecs=budget * n, max_degree=max_degree,
+                                          tol=1e-8, rng=i, max_matvecs=budget * n, max_degree=max_degree,
                                           whole_space=False)
                 row[method] = info.matvecs
                 row[f"{method}_ok"] = info.converged and bool(np.allclose(np.asarray(vals), lam[:k],

@@ -11,7 +11,8 @@ from autospec.core.spectra import sample_spectrum
 from autospec.eigen import plans
 from autospec.eigen.api import filtered_subspace_iteration, solve_eigenproblem
 from autospec.eigen.choice import probe_context
-from autospec.eigen.columns import column_degrees, column_filter
+from autospec.eigen.filters import default_block
+from autospec.eigen.columns import column_degrees, column_filter, edge_cut
 from autospec.eigen.labels import label_problem, load_labels, problem, save_labels
 from autospec.engine.model import Engine
 from autospec.errors import ArtifactError
@@ -46,7 +47,7 @@ def test_column_degrees_follow_the_residuals():
     theta = torch.tensor([0.0, 0.05, 0.1, 0.5], dtype=torch.float64)
     r = torch.tensor([1e-9, 1e-4, 1e-2, 1e-2], dtype=torch.float64)
     m = column_degrees(0.3, 1.0, theta, r, 1e-8, wanted=3, top=40)
-    assert m[0] == 2 and m[1] <= m[2] <= 40 and m[3] == 40  # converged: minimal; guard: ChFSI's degree
+    assert m[0] == 2 and m[1] <= m[2] < 40 and m[3] == m[2]  # converged: minimal; guard: the slowest wanted's
 
 
 @pytest.mark.parametrize("index", [plans.COUNT // 2, plans.COUNT - 1])
@@ -56,9 +57,39 @@ def test_column_plans_are_correct_and_cheaper_on_a_laplacian(index):
     _, _, chfsi = solve_eigenproblem(A, k=6, method="chfsi", whole_space=False)
     vals, vecs, info = filtered_subspace_iteration(A, 6, plans.FixedPlan(index), whole_space=False)
     assert info.converged and "column" in info.plan
+    assert info.block == plans.PLANS[index].block(6, default_block(6, A.shape[0]))  # the plan's guard columns
     np.testing.assert_allclose(vals, exact, atol=1e-7 * 8)
     assert np.linalg.norm(A @ vecs - vecs * vals, axis=0).max() <= 1e-8 * 8 * 1.01
     assert info.matvecs < chfsi.matvecs
+
+
+def test_edge_cut_moves_above_a_degenerate_edge():
+    ritz = torch.tensor([0.0, 1.0, 2.0, 3.0, 4.0, 5.0], dtype=torch.float64)
+    radius = torch.full_like(ritz, 1e-3)
+    assert edge_cut(ritz, radius, 3, 100.0) == 5.0  # distinct edge: θ_s, as ChFSI
+    ritz = torch.tensor([0.0, 1.0, 2.0, 2.0, 2.0, 2.0], dtype=torch.float64)  # θ_3 = … = θ_6
+    assert edge_cut(ritz, radius, 3, 100.0) == pytest.approx(3.0)  # mirrors the gap θ_3 − θ_2
+    assert edge_cut(ritz, radius, 3, 2.5) == 2.5  # at most the probe's cut
+    assert edge_cut(ritz, radius, 3, 1.0) == 2.0  # never below θ_s
+
+
+def _degenerate_edge(n: int = 600, copies: int = 12) -> np.ndarray:
+    """λ_1, then one eigenvalue repeated ``copies`` times across the block's edge (k = 4, block 8)."""
+    gaps = np.random.default_rng(0).uniform(0.02, 0.08, n - copies - 1)
+    return np.concatenate([[0.001], np.full(copies, 0.05), 0.05 + np.cumsum(gaps) ** 1.5])
+
+
+def test_column_plan_on_a_degenerate_edge_is_not_worse_than_chfsi():
+    """A repeated eigenvalue spanning the block's edge: ChFSI's cut sits on it (no convergence in
+    30·n products); the per-vector plan's cut moves above it and converges, correctly."""
+    lam = _degenerate_edge()
+    A = sp.diags(lam).tocsr()
+    _, _, chfsi = solve_eigenproblem(A, k=4, method="chfsi", whole_space=False, max_matvecs=30 * lam.size)
+    column = plans.PLANS.index(plans.Plan(-5.0, "column"))
+    vals, _, info = filtered_subspace_iteration(A, 4, plans.FixedPlan(column), whole_space=False,
+                                                max_matvecs=30 * lam.size)
+    assert not chfsi.converged and info.converged and info.matvecs <= 1.1 * chfsi.matvecs
+    np.testing.assert_allclose(vals, lam[:4], atol=1e-7 * lam.max())
 
 
 def test_zero_output_engine_chooses_chfsi():
