@@ -116,3 +116,13 @@ def test_bad_inputs_raise_project_errors():
         autospec.lstsq("X", y)
     with pytest.raises(InputValueError, match="rtol"):
         autospec.lstsq(X, y, rtol=-1.0)
+
+
+def test_rng_none_is_reproducible_as_every_front_door():
+    """``rng=None`` means seed 0 (as solve, eigsh and matfun.apply): two calls give the same sketch."""
+    X = np.random.default_rng(3).standard_normal((400, 20))
+    y = np.random.default_rng(4).standard_normal(400)
+    (w1, i1), (w2, i2) = (autospec.lstsq(X, y, method="sketch_solve") for _ in range(2))
+    assert np.array_equal(w1, w2)
+    w3, _ = autospec.lstsq(X, y, method="sketch_solve", rng=1)
+    assert not np.array_equal(w1, w3)

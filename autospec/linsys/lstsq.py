@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from scipy.linalg import solve_triangular
 
+from autospec.core.validate import seed_from
 from autospec.errors import InputValueError
 from autospec.kernels.sketch import KINDS, torch_generator
 from autospec.linsys.solve import solve
@@ -48,7 +49,7 @@ def lstsq(X, y, method: str = "sketch_precondition", *, mu: float = 0.0, rtol: f
           maxiter: int | None = None, rng=None, sketch: str = "sparse_sign", sketch_size: int | None = None,
           engine=None, degree: int | None = None, probe_steps: int | None = None, scaling: str = "none"):
     """Solve ``min_w ‖Xw − y‖² + μ‖w‖²``; returns ``(w, info)`` (NumPy for NumPy/SciPy input, torch
-    for torch input). ``rng`` (None, int, NumPy Generator) seeds the sketch and the probe;
+    for torch input). ``rng`` (None: seed 0, an int seed or a NumPy Generator) seeds the sketch and the probe;
     ``sketch`` is ``"sparse_sign"`` (8 nonzeros per column), ``"gaussian"`` or ``"srht"``;
     ``degree``, ``probe_steps``, ``scaling`` and ``engine`` (when given; None: solve's defaults, the
     engine ``linsys-cg-d10``) go to :func:`autospec.solve` for the normal-equation methods. Bad input (unknown method, ``d < p``, ``μ < 0``, shapes that do not
@@ -64,7 +65,7 @@ def lstsq(X, y, method: str = "sketch_precondition", *, mu: float = 0.0, rtol: f
     data = DataMatrix(X)
     rhs = data.rhs(y)
     m, p = data.shape
-    gen = torch_generator(rng)
+    gen = torch_generator(seed_from(rng))  # None: seed 0, as every front door (a sketch operator alone draws fresh)
     if method in NORMAL:
         w, fields = _normal_equations(data, rhs, method, mu, rtol, maxiter, int(gen.initial_seed()),
                                       engine=engine, degree=degree, probe_steps=probe_steps, scaling=scaling)
