@@ -4,8 +4,9 @@ and the probe cost in units of one SpMV, and autospec's CG/PCG wall time against
     OMP_NUM_THREADS=1 python benchmarks/bench_kernels.py [--grids 500 1000] [--problems poisson3d_100]
         [--repeats 3] [--threads 1]
 
-Per 2-D Poisson problem (n = grid²) and gallery problem, every figure measured in this one process, the candidates of
-a row interleaved, the minimum of ``--repeats`` runs:
+Per 2-D Poisson problem (n = grid²) and gallery problem, every figure measured in this one process,
+the candidates of a row interleaved, the minimum of ``--repeats`` runs; every "/SpMV" ratio divides by
+10 products of the fastest SpMV kernel timed in the same rounds as its numerator:
 
 - ``spmv ms``: the fastest SpMV available (SciPy CSR ``A @ x``, SciPy's kernel into a buffer, the
   C kernel, torch CSR), timed as 10 products back to back; ``floor ms``: the bytes an SpMV must
@@ -18,7 +19,7 @@ a row interleaved, the minimum of ``--repeats`` runs:
   iterations (rtol unreachable), ``pcg/scipy`` the same for ``autospec.pcg``;
 - learned PCG (``solve(method="autospec")``, rtol 1e-8) against SciPy's plain ``cg`` to the same
   rtol: wall ratio, matvec overhead ``outer·(d+1)/cg_iters`` and per-matvec cost ``wall/(matvecs·SpMV)``;
-- the 50-step probe: wall time in SpMVs of this table, and as the probe reports it
+- the 50-step probe: wall time in SpMVs, and as the probe reports it
   (``Probe.spmv_equivalents``), beside the full-reorthogonalisation probe;
 - with ``--block k``: PCG on k right-hand sides as one block over k vector solves (plain, and with a
   degree-10 Chebyshev M).
@@ -29,6 +30,7 @@ from __future__ import annotations
 import argparse
 import time
 import warnings
+from typing import Callable
 
 import numpy as np
 import scipy.sparse as sp
@@ -76,7 +78,7 @@ def bandwidth(repeats: int) -> float:
     return 2 * src.nbytes / seconds
 
 
-def spmv_row(A: sp.csr_matrix, bytes_per_s: float, repeats: int) -> tuple[dict, float]:
+def spmv_row(A: sp.csr_matrix, bytes_per_s: float, repeats: int) -> tuple[dict, Callable[[], object]]:
     """SpMV kernels, each timed as DEGREE products back to back (so that its unit is measured over as
     long a stretch as the polynomial application it is compared with; a shared machine's noise hits
     both alike)."""
@@ -99,27 +101,34 @@ def spmv_row(A: sp.csr_matrix, bytes_per_s: float, repeats: int) -> tuple[dict, 
     fastest = min(times, key=times.get)
     row = {"spmv ms": 1e3 * times[fastest], "kernel": fastest, "floor ms": 1e3 * floor,
            "scipy ms": 1e3 * times["scipy"], "torch csr ms": 1e3 * times["torch csr"]}
-    return row, times[fastest]
+    return row, (lambda fn=kernels[fastest]: [fn() for _ in range(DEGREE)])
 
 
-def polynomial_row(A, spmv: float, repeats: int) -> dict:
+def with_unit(candidates: dict, unit: Callable, repeats: int, warm: bool = True) -> tuple[dict, float]:
+    """:func:`interleaved` with ``unit`` (DEGREE products of the fastest SpMV kernel) among the
+    candidates: every ratio's numerator and denominator are timed in the same rounds."""
+    times = interleaved({**candidates, "unit": unit}, repeats, warm)
+    return times, times.pop("unit") / DEGREE
+
+
+def polynomial_row(A, unit: Callable, repeats: int) -> dict:
     op = as_operator(A)
     r = torch.randn(A.shape[0], dtype=torch.float64)
     a, b, s = torch.tensor(1e-3), torch.tensor(1.0), 8.0
     three, basis = chebyshev_three_term(a, b, DEGREE), chebyshev_basis_preconditioner(a, b, DEGREE)
-    times = interleaved({
+    times, spmv = with_unit({
         "three": lambda: polynomial.apply(three, op, r, s),
         "basis": lambda: polynomial.apply(basis, op, r, s),
         "three stepwise": lambda: stepwise(polynomial.apply, three, op, r, s),
         "basis stepwise": lambda: stepwise(polynomial.apply, basis, op, r, s),
         "reference": lambda: three.apply(lambda V: op.matmat(V) / s, r.unsqueeze(-1)) / s,
-    }, repeats)
-    unit = DEGREE * spmv
+    }, unit, repeats)
     wave = native.wave(op, native.csr_of(op, r), DEGREE)
+    ratio = {name: seconds / (DEGREE * spmv) for name, seconds in times.items()}
     return {"wavefront": "no" if wave is None else f"lag {wave.lag}",
-            "3-term step/SpMV": times["three"] / unit, "basis step/SpMV": times["basis"] / unit,
-            "3-term stepwise": times["three stepwise"] / unit, "basis stepwise": times["basis stepwise"] / unit,
-            "unfused step/SpMV": times["reference"] / unit}
+            "3-term step/SpMV": ratio["three"], "basis step/SpMV": ratio["basis"],
+            "3-term stepwise": ratio["three stepwise"], "basis stepwise": ratio["basis stepwise"],
+            "unfused step/SpMV": ratio["reference"]}
 
 
 def stepwise(fn, *args):
@@ -158,7 +167,7 @@ def block_row(A, columns: int, iters: int, repeats: int) -> dict:
     return {"block/columns": times["block"] / times["columns"], "block/columns (M)": times["block M"] / times["columns M"]}
 
 
-def learned_row(A, b, spmv: float, repeats: int) -> dict:
+def learned_row(A, b, unit: Callable, repeats: int) -> dict:
     count = [0]
     results = {}
 
@@ -169,7 +178,7 @@ def learned_row(A, b, spmv: float, repeats: int) -> dict:
     def learned():
         results["info"] = autospec.solve(A, b, method="autospec", rtol=1e-8)[1]
 
-    times = interleaved({"scipy": scipy_cg, "learned": learned}, repeats, warm=False)
+    times, spmv = with_unit({"scipy": scipy_cg, "learned": learned}, unit, repeats, warm=False)
     info = results["info"]
     return {"cg iters": count[0], "pcg outer": info.outer_iters, "pcg converged": info.converged,
             "matvec overhead": info.outer_iters * (info.degree + 1) / count[0],
@@ -178,14 +187,14 @@ def learned_row(A, b, spmv: float, repeats: int) -> dict:
             "probe in solve (SpMV)": info.probe_seconds / spmv}
 
 
-def probe_row(A, spmv: float, repeats: int) -> dict:
+def probe_row(A, unit: Callable, repeats: int) -> dict:
     op = as_operator(A)
     probes = {}
 
     def run(reorth):
         probes[reorth] = lanczos(op, steps=50, seed=0, reorth=reorth)
 
-    times = interleaved({"partial": lambda: run("partial")}, repeats)
+    times, spmv = with_unit({"partial": lambda: run("partial")}, unit, repeats)
     full = interleaved({"full": lambda: run("full")}, 1, warm=False)  # hundreds of SpMVs: once
     return {"probe (SpMV)": times["partial"] / spmv, "probe self-reported": probes["partial"].spmv_equivalents,
             "reorths": probes["partial"].reorthogonalisations, "full-reorth probe (SpMV)": full["full"] / spmv,
@@ -216,7 +225,7 @@ def main():
         A = build()
         b = np.random.default_rng(0).standard_normal(A.shape[0])
         row = {"problem": name, "n": A.shape[0], "nnz": A.nnz}
-        spmv, unit = spmv_row(A, bytes_per_s, args.repeats)
+        spmv, unit = spmv_row(A, bytes_per_s, args.repeats)  # unit: DEGREE products of the fastest kernel
         row.update(spmv)
         row.update(polynomial_row(A, unit, args.repeats))
         row.update(cg_row(A, b, args.cg_iters, args.repeats))

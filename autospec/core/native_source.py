@@ -10,6 +10,29 @@ unfused paths agree to an ulp or two per step.
 """
 
 BODY = r"""
+/* acc[c] = sum_j val[j] * pre(src[idx[j], c0 + c]) for c < kc: row i of A times kc columns of an n x k
+   row-major block (pre multiplies by `first_scale` when `first`, as the one-column kernels do). Inlined
+   where kc is a constant (FOR_COLUMN_BLOCKS), so the column loop unrolls into registers: with a
+   run-time kc it does not, and k columns would cost more than k one-column passes. */
+static inline __attribute__((always_inline)) void FN(row_times)(const I *ptr, const I *idx, const V *val, int64_t i,
+                                                                const V *src, int64_t k, int64_t c0, const int64_t kc,
+                                                                int first, double first_scale, V *acc) {
+    for (int64_t c = 0; c < kc; c++) acc[c] = 0;
+    for (I j = ptr[i]; j < ptr[i + 1]; j++) {
+        const V a = val[j], *sj = src + (int64_t)idx[j] * k + c0;
+        if (first) for (int64_t c = 0; c < kc; c++) acc[c] += a * (V)(first_scale * sj[c]);
+        else for (int64_t c = 0; c < kc; c++) acc[c] += a * sj[c];
+    }
+}
+
+static inline __attribute__((always_inline)) void FN(spmm_row)(const I *ptr, const I *idx, const V *val, int64_t i,
+                                                               double scale, const V *x, V *y, int64_t k, int64_t c0,
+                                                               const int64_t kc) {
+    V acc[BLOCK];
+    FN(row_times)(ptr, idx, val, i, x, k, c0, kc, 0, 1.0, acc);
+    for (int64_t c = 0; c < kc; c++) y[i * k + c0 + c] = (V)(acc[c] * scale);
+}
+
 /* y = scale * A x  (x, y: n x k row-major) */
 void FN(spmm)(int64_t n, int64_t k, const I *ptr, const I *idx, const V *val, double scale,
               const V *x, V *y, int nt) {
@@ -24,16 +47,9 @@ void FN(spmm)(int64_t n, int64_t k, const I *ptr, const I *idx, const V *val, do
     }
     #pragma omp parallel for schedule(static) num_threads(nt)
     for (int64_t i = 0; i < n; i++) {
-        V acc[BLOCK];  /* the row's k sums in registers, not re-read through y (k <= BLOCK) */
-        for (int64_t c0 = 0; c0 < k; c0 += BLOCK) {
-            const int64_t kc = k - c0 < BLOCK ? k - c0 : BLOCK;
-            for (int64_t c = 0; c < kc; c++) acc[c] = 0;
-            for (I j = ptr[i]; j < ptr[i + 1]; j++) {
-                const V a = val[j], *xj = x + (int64_t)idx[j] * k + c0;
-                for (int64_t c = 0; c < kc; c++) acc[c] += a * xj[c];
-            }
-            for (int64_t c = 0; c < kc; c++) y[i * k + c0 + c] = (V)(acc[c] * scale);
-        }
+        #define SPMM_COLUMNS(KC) FN(spmm_row)(ptr, idx, val, i, scale, x, y, k, c0_, KC)
+        FOR_COLUMN_BLOCKS(k, SPMM_COLUMNS)
+        #undef SPMM_COLUMNS
     }
 }
 
@@ -95,14 +111,25 @@ void FN(cheb_basis)(int64_t n, const I *ptr, const I *idx, const V *val, double 
     }
 }
 
-/* The two steps above on n x k row-major blocks (k columns, one matrix read; a row's k sums in
-   registers, BLOCK columns at a time), same per-element arithmetic. */
-#define ROW_PRODUCT(src, kc, c0)                                                              \
-    for (int64_t c = 0; c < kc; c++) acc[c] = 0;                                              \
-    for (I j = ptr[i]; j < ptr[i + 1]; j++) {                                                 \
-        const V av = val[j], *sj = src + (int64_t)idx[j] * k + c0;                            \
-        for (int64_t c = 0; c < kc; c++) acc[c] += av * sj[c];                                \
+/* The two steps above on n x k row-major blocks: one matrix read for k columns, a row's sums in
+   registers (FN(row_times)), the same per-element arithmetic. */
+static inline __attribute__((always_inline)) void FN(three_term_row)(
+        const I *ptr, const I *idx, const V *val, int64_t i, int64_t k, int64_t c0, const int64_t kc, V inv_scale,
+        double a, double b, int first, double cf0, const V *d, V *dn, V *rho, V *x, int last, double final) {
+    V acc[BLOCK];
+    FN(row_times)(ptr, idx, val, i, d, k, c0, kc, first, cf0, acc);
+    for (int64_t c = 0; c < kc; c++) {
+        const int64_t e = i * k + c0 + c;
+        V di, ri, xi;
+        if (first) { di = (V)(cf0 * d[e]); ri = d[e]; xi = di; }
+        else { di = d[e]; ri = rho[e]; xi = x[e]; }
+        V r = ri - acc[c] * inv_scale;
+        rho[e] = r;
+        V v = (V)(a * di) + (V)(b * r);
+        dn[e] = v;
+        x[e] = last ? (xi + v) / (V)final : xi + v;
     }
+}
 
 void FN(three_term_block)(int64_t n, int64_t k, const I *ptr, const I *idx, const V *val, double scale,
                           double a, double b, int first, double c0, const V *d, V *dn, V *rho, V *x,
@@ -111,30 +138,26 @@ void FN(three_term_block)(int64_t n, int64_t k, const I *ptr, const I *idx, cons
     const int last = final != 1.0;
     #pragma omp parallel for schedule(static) num_threads(nt)
     for (int64_t i = 0; i < n; i++) {
-        V acc[BLOCK];
-        for (int64_t c0_ = 0; c0_ < k; c0_ += BLOCK) {
-            const int64_t kc = k - c0_ < BLOCK ? k - c0_ : BLOCK;
-            if (first) {
-                for (int64_t c = 0; c < kc; c++) acc[c] = 0;
-                for (I j = ptr[i]; j < ptr[i + 1]; j++) {
-                    const V av = val[j], *sj = d + (int64_t)idx[j] * k + c0_;
-                    for (int64_t c = 0; c < kc; c++) acc[c] += av * (V)(c0 * sj[c]);
-                }
-            } else {
-                ROW_PRODUCT(d, kc, c0_)
-            }
-            for (int64_t c = 0; c < kc; c++) {
-                const int64_t e = i * k + c0_ + c;
-                V di, ri, xi;
-                if (first) { di = (V)(c0 * d[e]); ri = d[e]; xi = di; }
-                else { di = d[e]; ri = rho[e]; xi = x[e]; }
-                V r = ri - acc[c] * inv_scale;
-                rho[e] = r;
-                V v = (V)(a * di) + (V)(b * r);
-                dn[e] = v;
-                x[e] = last ? (xi + v) / (V)final : xi + v;
-            }
-        }
+        #define THREE_TERM_COLUMNS(KC) \
+            FN(three_term_row)(ptr, idx, val, i, k, c0_, KC, inv_scale, a, b, first, c0, d, dn, rho, x, last, final)
+        FOR_COLUMN_BLOCKS(k, THREE_TERM_COLUMNS)
+        #undef THREE_TERM_COLUMNS
+    }
+}
+
+static inline __attribute__((always_inline)) void FN(cheb_basis_row)(
+        const I *ptr, const I *idx, const V *val, int64_t i, int64_t k, int64_t c0, const int64_t kc, V inv_scale,
+        V inv_delta, double theta, double cf, int first, double cf0, const V *u, const V *v_in, V *v_out, V *y,
+        int last, double final) {
+    V acc[BLOCK];
+    FN(row_times)(ptr, idx, val, i, u, k, c0, kc, 0, 1.0, acc);
+    for (int64_t c = 0; c < kc; c++) {
+        const int64_t e = i * k + c0 + c;
+        V t = (acc[c] * inv_scale - (V)theta * u[e]) * inv_delta;
+        V w = first ? t : (V)(2 * t) - v_in[e];
+        v_out[e] = w;
+        V yi = first ? (V)(cf0 * u[e]) : y[e];
+        y[e] = last ? (yi + (V)(cf * w)) / (V)final : yi + (V)(cf * w);
     }
 }
 
@@ -145,19 +168,10 @@ void FN(cheb_basis_block)(int64_t n, int64_t k, const I *ptr, const I *idx, cons
     const int last = final != 1.0;
     #pragma omp parallel for schedule(static) num_threads(nt)
     for (int64_t i = 0; i < n; i++) {
-        V acc[BLOCK];
-        for (int64_t c0_ = 0; c0_ < k; c0_ += BLOCK) {
-            const int64_t kc = k - c0_ < BLOCK ? k - c0_ : BLOCK;
-            ROW_PRODUCT(u, kc, c0_)
-            for (int64_t c = 0; c < kc; c++) {
-                const int64_t e = i * k + c0_ + c;
-                V t = (acc[c] * inv_scale - (V)theta * u[e]) * inv_delta;
-                V w = first ? t : (V)(2 * t) - v_in[e];
-                v_out[e] = w;
-                V yi = first ? (V)(c0 * u[e]) : y[e];
-                y[e] = last ? (yi + (V)(cf * w)) / (V)final : yi + (V)(cf * w);
-            }
-        }
+        #define CHEB_COLUMNS(KC) FN(cheb_basis_row)(ptr, idx, val, i, k, c0_, KC, inv_scale, inv_delta, theta, cf, \
+                                                    first, c0, u, v_in, v_out, y, last, final)
+        FOR_COLUMN_BLOCKS(k, CHEB_COLUMNS)
+        #undef CHEB_COLUMNS
     }
 }
 
@@ -345,6 +359,17 @@ MAIN = r"""
 #include <stdint.h>
 #include <stddef.h>
 #define BLOCK 8
+/* CALL(kc) for each chunk of at most BLOCK columns (c0_ its first), kc a constant for the usual widths */
+#define FOR_COLUMN_BLOCKS(k, CALL)                                                   \
+    for (int64_t c0_ = 0; c0_ < (k); c0_ += BLOCK) {                                 \
+        const int64_t kc_ = (k) - c0_ < BLOCK ? (k) - c0_ : BLOCK;                   \
+        switch (kc_) {                                                               \
+            case 8: CALL(8); break;                                                  \
+            case 4: CALL(4); break;                                                  \
+            case 2: CALL(2); break;                                                  \
+            default: CALL(kc_);                                                      \
+        }                                                                            \
+    }
 #define V double
 #define FN(name) name##_f64
 #include "vector.h"
