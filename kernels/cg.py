@@ -38,10 +38,11 @@ class CGStep(NamedTuple):
 
 def fusable(op: Operator, b: torch.Tensor) -> bool:
     """Whether :func:`fused_cg_steps` runs on ``op``: a real float dtype, no autograd, a CSR operator
-    on CPU or any operator on CUDA (not batched over operators)."""
+    on CPU, an operator whose ``matmat_add`` works in place (``in_place_products``) or any operator
+    on CUDA (not batched over operators)."""
     return (b.dtype in (torch.float64, torch.float32) and op.dtype == b.dtype and b.ndim == 2
             and not b.requires_grad and not getattr(op, "batch_shape", ())
-            and (op.csr() is not None or b.device.type == "cuda"))
+            and (op.csr() is not None or getattr(op, "in_place_products", False) or b.device.type == "cuda"))
 
 
 def fused_cg_steps(op: Operator, b: torch.Tensor, x0: torch.Tensor, precond: Apply | None, r0: torch.Tensor,
