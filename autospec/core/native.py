@@ -148,6 +148,13 @@ def spmm(csr: CSR, x: torch.Tensor, out: torch.Tensor, scale: float = 1.0) -> to
     return out
 
 
+def new_product(op, V: torch.Tensor) -> torch.Tensor | None:
+    """``A V`` in a new tensor by the C SpMM when ``op`` is a CPU CSR matrix and ``V`` an ``(n, k)``
+    block the kernels take, else ``None``; not counted (the caller's ``matmat`` counts)."""
+    csr = csr_of(op, V) if V.ndim == 2 and V.is_contiguous() else None
+    return None if csr is None else spmm(csr, V, torch.empty_like(V))
+
+
 def product(op, V: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     """``out = A V`` (counted) for a vector or an ``(n, k)`` block: the C kernel on a CPU CSR
     operator (one pass, k columns per matrix read), else ``op.matmat_add`` into a zeroed ``out``."""
