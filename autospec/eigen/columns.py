@@ -140,7 +140,7 @@ def column_iteration(prob: _Problem, plan: ColumnPlan, whole_space: bool = True)
             degrees = column_degrees(a, b, theta, r, tol, k - lock.V.shape[1], m)
         else:
             a = float(unwanted_lower(a, b, lowest))
-        info.degree = max(info.degree, m)
+        info.degree = max(info.degree, m - 1)  # in ChFSI's units (products per column and step, minus one)
         V = _orthonormalise(column_filter(op.matmat, V, AV, a, b, degrees), lock.V, prob, gen)
         info.outer_iters += 1
     info.interval = (lowest, a, b)

@@ -1,7 +1,7 @@
 """The menu a learned ``eigfilter`` engine chooses from: how one eigenproblem's filtered subspace
 iteration is run, decided from the Lanczos probe alone.
 
-A plan is ``(g, step, guards)``:
+A plan is ``(g, step)``:
 
 * ``g`` — the filter's upper end ``b' = θ_top + (b − θ_top)e^{g}`` between the probe's top Ritz
   value ``θ_top`` and its safe bound ``b = θ_top + β_m`` (``g = 0``: ChFSI's ``b``). The safe bound
@@ -14,11 +14,10 @@ A plan is ``(g, step, guards)``:
   (:mod:`autospec.eigen.columns`: each unconverged wanted vector gets the degree that should bring
   its residual to tol, the guard vectors the largest of those; a cut above a degenerate block
   edge) with the Rayleigh–Ritz product reused as the filter's first one.
-* ``guards`` — the share of the default guard columns (:func:`autospec.eigen.filters.default_block`:
-  ``s − k = max(4, ⌈k/4⌉)``) the plan filters: ``k + max(1, ⌈guards·(s − k)⌉)`` columns. Guard
-  columns raise the damping ratio ``λ_k`` vs ``λ_{s+1}`` but each costs the slowest wanted pair's
-  degree; on the labels' problems two guards (``guards = 0.5`` for k <= 16) needed 0.82× ChFSI's
-  products against 0.85× with the default four, more guards (×1.5, ×2, ×3) 0.91–1.10×.
+Every plan filters ChFSI's block (:func:`autospec.eigen.filters.default_block`). Plans with fewer
+guard columns (½ or ¾ of them) gave the menu a hindsight of 0.75× ChFSI's products on the labels
+against 0.83×, but a learned choice among them was > 1.1× ChFSI on small or dense-ended problems
+(benchmarks/RESULTS.md, issue 14, session 2), so they are not in the menu.
 
 Plan 0 is ``(0, "chfsi")``: today's ChFSI, so an engine whose scores are all equal *is* ChFSI.
 """
@@ -34,30 +33,22 @@ from autospec.eigen.subspace import _Problem, _subspace_iteration
 
 CHFSI_SHIFTS = (0.0, -2.0, -5.0)
 COLUMN_SHIFTS = (-2.0, -3.0, -5.0, -9.0)
-GUARDS = (1.0, 0.75, 0.5, 0.25)
 
 
 @dataclass(frozen=True)
 class Plan:
     shift: float  # g
     step: str  # "chfsi" | "column"
-    guards: float = 1.0  # share of the default guard columns
 
     def label(self) -> str:
-        guards = "" if self.guards == 1 else f", {self.guards:g}× the guard columns"
-        return f"{self.step}, b' = θ_top + (b − θ_top)·e^{self.shift:g}{guards}"
+        return f"{self.step}, b' = θ_top + (b − θ_top)·e^{self.shift:g}"
 
     def upper(self, probe) -> float:
         top, b = float(probe.theta_max), float(probe.upper)
         return top + max(b - top, 0.0) * math.exp(self.shift)
 
-    def block(self, k: int, block: int) -> int:
-        """Columns filtered, from the default ``block``: ``k + max(1, ⌈guards·(block − k)⌉)``."""
-        return block if self.guards == 1 else k + max(1, math.ceil(self.guards * (block - k)))
 
-
-PLANS = (*(Plan(g, "chfsi") for g in CHFSI_SHIFTS),
-         *(Plan(g, "column", guards) for guards in GUARDS for g in COLUMN_SHIFTS))
+PLANS = (*(Plan(g, "chfsi") for g in CHFSI_SHIFTS), *(Plan(g, "column") for g in COLUMN_SHIFTS))
 COUNT = len(PLANS)
 
 
@@ -102,12 +93,9 @@ def run_plan(prob: _Problem, index: int, *, degree: int = DEFAULT_DEGREE, max_de
              reprobe: bool = True, whole_space: bool = True):
     """Plan ``index`` on ``prob``: ``(θ, V, residuals, info)`` as the subspace iteration returns them."""
     plan = PLANS[index]
-    prob = replace(prob, block=plan.block(prob.k, prob.block))
-    top = MAX_DEGREE if max_degree is None else int(max_degree)
+    top = max(degree, MAX_DEGREE if max_degree is None else int(max_degree))
     if plan.step == "chfsi":
-        return _subspace_iteration(prob, _UpperFilter(plan.upper(prob.probe), degree), reprobe, max(top, degree), whole_space)
+        return _subspace_iteration(prob, _UpperFilter(plan.upper(prob.probe), degree), reprobe, top, whole_space)
     # T_{m+1} per column costs m + 1 products (the Rayleigh–Ritz product is its first), as ChFSI's degree m
-    columns = ColumnPlan(base=degree + 1, upper=plan.upper(prob.probe), max_degree=max(top, degree) + 1)
-    theta, V, res, info = column_iteration(prob, columns, whole_space)
-    info.degree = max(info.degree - 1, 0)  # reported in ChFSI's units, as max_degree is given
-    return theta, V, res, info
+    columns = ColumnPlan(base=degree + 1, upper=plan.upper(prob.probe), max_degree=top + 1)
+    return column_iteration(prob, columns, whole_space)
