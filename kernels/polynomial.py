@@ -27,6 +27,7 @@ from autospec.core.recurrences import ChebyshevBasis, ThreeTerm
 from autospec.kernels import triton_updates
 
 Poly = ThreeTerm | ChebyshevBasis
+TINY = 1e-300  # floor of a column's maximum in column_chebyshev (a zero column stays zero)
 
 
 def supported(poly: Poly, op: Operator, r: torch.Tensor) -> bool:
@@ -120,6 +121,41 @@ def _basis(poly: ChebyshevBasis, op: Operator, z, s: float, csr) -> torch.Tensor
             y.add_(v, alpha=ck)
         u, v = v, u
     return y.div_(s)
+
+
+def column_chebyshev(op: Operator, V: torch.Tensor, AV: torch.Tensor, a: float, b: float,
+                     degrees: torch.Tensor) -> torch.Tensor | None:
+    """Column j: ``T_{m_j}(ℓ(A)) v_j`` normalised to max-norm 1, ``ℓ(λ) = (2λ − a − b)/(b − a)``, with
+    ``AV = A V`` given (column j costs ``m_j − 1`` products): per-column (ChASE-style) degrees, one C
+    pass per degree over the still active columns — product, recurrence and the columns' rescaling
+    (kept as per-column scales, folded into the next pass). ``None`` when the kernels do not take
+    these operands (then the caller runs the recurrence itself)."""
+    csr = native.csr_of(op, V, AV) if V.ndim == 2 and V.is_contiguous() and AV.is_contiguous() else None
+    if csr is None:
+        return None
+    mid, half = (a + b) / 2, (b - a) / 2
+    out = V.clone()
+    C = torch.sub(AV, V, alpha=mid).div_(half)  # degree 1 from the given product
+    sc = 1.0 / torch.linalg.vector_norm(C, ord=float("inf"), dim=0).to(torch.float64).clamp_min(TINY)
+    P, sp = V.clone(), sc.clone()  # the vectors are sc·C (current) and sp·P (previous)
+    active, degrees = torch.arange(V.shape[1]), degrees.cpu()
+    for j in range(1, int(degrees.max()) + 1):
+        if j > 1:
+            colmax = torch.zeros(len(active), dtype=torch.float64)
+            op.count(len(active))
+            csr.fn("column_step")(csr.n, len(active), *csr.args(), mid, half, sc.data_ptr(), sp.data_ptr(),
+                                  C.data_ptr(), P.data_ptr(), colmax.data_ptr(), native.threads())
+            s = 1.0 / colmax.clamp_min(TINY)
+            P, C, sp, sc = C, P, sc * s, s
+        done = degrees[active] == j
+        if bool(done.any()):
+            out[:, active[done]] = C[:, done] * sc[done].to(C.dtype)
+            keep = ~done
+            active, P, C, sp, sc = active[keep], P[:, keep].contiguous(), C[:, keep].contiguous(), sp[keep], sc[keep]
+        if not len(active):
+            break
+    return out
+
 
 
 def _doubles(values: list[float]):

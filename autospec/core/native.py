@@ -33,6 +33,7 @@ _SIGNATURES = {  # name: (restype, argtypes) — matrix kernels take (n, [k,] pt
     "cheb_basis": (None, [_I64, _P, _P, _P, _D, _D, _D, _D, _INT, _D, _P, _P, _P, _P, _D, _INT]),
     "three_term_block": (None, [_I64, _I64, _P, _P, _P, _D, _D, _D, _INT, _D, _P, _P, _P, _P, _D, _INT]),
     "cheb_basis_block": (None, [_I64, _I64, _P, _P, _P, _D, _D, _D, _D, _INT, _D, _P, _P, _P, _P, _D, _INT]),
+    "column_step": (None, [_I64, _I64, _P, _P, _P, _D, _D, _P, _P, _P, _P, _P, _INT]),
     "three_term_wave": (None, [_I64, _P, _P, _P, _D, _I64, _P, _P, _D, _P, _P, _P, _P, _I64, _I64, _I64, _INT]),
     "cheb_basis_wave": (None, [_I64, _P, _P, _P, _D, _D, _D, _I64, _P, _P, _P, _P, _I64, _I64, _I64, _INT]),
     "bandwidth": (_I64, [_I64, _P, _P]),

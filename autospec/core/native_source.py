@@ -175,6 +175,35 @@ void FN(cheb_basis_block)(int64_t n, int64_t k, const I *ptr, const I *idx, cons
     }
 }
 
+/* A step of per-column Chebyshev filters on an n x k block (ChASE-style degrees), the columns'
+   rescaling folded in: with stored C, P and per-column scales sc, sp (the vectors are sc_q C_q and
+   sp_q P_q), writes N = 2 sc (A C - mid C)/half - sp P over P and the column maxima max_i |N_iq| into
+   colmax (zeroed by the caller). */
+static inline __attribute__((always_inline)) void FN(column_row)(
+        const I *ptr, const I *idx, const V *val, int64_t i, int64_t k, int64_t c0, const int64_t kc, V mid,
+        double inv_half, const double *sc, const double *sp, const V *C, V *P, double *colmax) {
+    V acc[BLOCK];
+    FN(row_times)(ptr, idx, val, i, C, k, c0, kc, 0, 1.0, acc);
+    for (int64_t c = 0; c < kc; c++) {
+        const int64_t e = i * k + c0 + c, q = c0 + c;
+        V nv = (V)(2 * sc[q] * (acc[c] - mid * C[e]) * inv_half) - (V)(sp[q] * P[e]);
+        P[e] = nv;
+        double m = nv < 0 ? -(double)nv : (double)nv;
+        if (m > colmax[q]) colmax[q] = m;
+    }
+}
+
+void FN(column_step)(int64_t n, int64_t k, const I *ptr, const I *idx, const V *val, double mid, double half,
+                     const double *sc, const double *sp, const V *C, V *P, double *colmax, int nt) {
+    const double inv_half = 1.0 / half;
+    #pragma omp parallel for schedule(static) reduction(max:colmax[:k]) num_threads(nt)
+    for (int64_t i = 0; i < n; i++) {
+        #define COLUMN_COLUMNS(KC) FN(column_row)(ptr, idx, val, i, k, c0_, KC, (V)mid, inv_half, sc, sp, C, P, colmax)
+        FOR_COLUMN_BLOCKS(k, COLUMN_COLUMNS)
+        #undef COLUMN_COLUMNS
+    }
+}
+
 /* Matrix-powers wavefront (banded A: |i - j| <= w for every entry): all D steps of a polynomial in one
    sweep. Level k runs `lag` rows behind level k-1 (lag >= block + w), so the rows it reads were written by
    level k-1 in an earlier pass, the levels of one pass touch disjoint rows (no barrier between them), and
