@@ -130,7 +130,8 @@ def column_chebyshev(op: Operator, V: torch.Tensor, AV: torch.Tensor, a: float, 
     pass per degree over the still active columns — product, recurrence and the columns' rescaling
     (kept as per-column scales, folded into the next pass). ``None`` when the kernels do not take
     these operands (then the caller runs the recurrence itself)."""
-    csr = native.csr_of(op, V, AV) if V.ndim == 2 and V.is_contiguous() and AV.is_contiguous() else None
+    V, AV = V.contiguous(), AV.contiguous()
+    csr = native.csr_of(op, V, AV) if V.ndim == 2 else None
     if csr is None:
         return None
     mid, half = (a + b) / 2, (b - a) / 2

@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from autospec.core.native_source import BODY, MAIN, VECTOR
+from autospec.core.native_wave import WAVE
 
 FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fPIC", "-shared"]
 _P, _I64, _D, _INT = ctypes.c_void_p, ctypes.c_int64, ctypes.c_double, ctypes.c_int
@@ -59,7 +60,7 @@ def _compile(directory: Path) -> Path:
     if compiler is None:
         raise OSError("no C compiler")
     with tempfile.TemporaryDirectory(dir=directory) as tmp:
-        for name, text in (("body.h", BODY), ("vector.h", VECTOR), ("main.c", MAIN)):
+        for name, text in (("body.h", BODY + WAVE), ("vector.h", VECTOR), ("main.c", MAIN)):
             Path(tmp, name).write_text(text)
         out = Path(tmp, "lib.so")
         for openmp in (["-fopenmp"], []):  # without libgomp: single-threaded
@@ -78,7 +79,7 @@ def library() -> ctypes.CDLL | None:
     """The compiled kernels, or ``None`` when disabled (``AUTOSPEC_NATIVE=0``) or not compilable."""
     if os.environ.get("AUTOSPEC_NATIVE", "1") == "0":
         return None
-    digest = hashlib.sha256("\0".join([BODY, VECTOR, MAIN, *FLAGS]).encode()).hexdigest()[:16]
+    digest = hashlib.sha256("\0".join([BODY, WAVE, VECTOR, MAIN, *FLAGS]).encode()).hexdigest()[:16]
     cache = Path(os.environ.get("AUTOSPEC_CACHE", Path.home() / ".cache" / "autospec"))
     try:
         lib = ctypes.CDLL(str(_compile(cache / f"native-{digest}")))

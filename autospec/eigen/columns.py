@@ -31,6 +31,7 @@ import torch
 
 from autospec.core.intervals import filter_start, unwanted_lower
 from autospec.eigen.filters import MAX_DEGREE, filter_degree
+from autospec.kernels import polynomial
 from autospec.eigen.subspace import (
     EigenInfo,
     _Locking,
@@ -102,6 +103,13 @@ def column_filter(matmat, V: torch.Tensor, AV: torch.Tensor, a: float, b: float,
     return out
 
 
+def filter_columns(op, V: torch.Tensor, AV: torch.Tensor, a: float, b: float, degrees: torch.Tensor) -> torch.Tensor:
+    """:func:`column_filter` by the C kernels (:func:`autospec.kernels.polynomial.column_chebyshev`) when
+    they take ``op`` (a CPU CSR matrix), else by the torch recurrence."""
+    fast = polynomial.column_chebyshev(op, V, AV, a, b, degrees)
+    return column_filter(op.matmat, V, AV, a, b, degrees) if fast is None else fast
+
+
 def column_iteration(prob: _Problem, plan: ColumnPlan, whole_space: bool = True):
     """The lowest ``prob.k`` pairs (module docstring); returns ``(θ, V, residuals, info)`` of the best
     pairs seen, as :func:`autospec.eigen.subspace._subspace_iteration`."""
@@ -141,7 +149,7 @@ def column_iteration(prob: _Problem, plan: ColumnPlan, whole_space: bool = True)
         else:
             a = float(unwanted_lower(a, b, lowest))
         info.degree = max(info.degree, m - 1)  # in ChFSI's units (products per column and step, minus one)
-        V = _orthonormalise(column_filter(op.matmat, V, AV, a, b, degrees), lock.V, prob, gen)
+        V = _orthonormalise(filter_columns(op, V, AV, a, b, degrees), lock.V, prob, gen)
         info.outer_iters += 1
     info.interval = (lowest, a, b)
     return lock.best

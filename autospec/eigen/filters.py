@@ -17,6 +17,7 @@ from autospec.core.operators import Operator
 from autospec.core.probe import Probe
 from autospec.core.recurrences import ChebyshevBasis, Matmat, chebyshev_T
 from autospec.errors import InputValueError
+from autospec.kernels import polynomial
 
 DEFAULT_DEGREE = 15  # Octopus' default after a 21-system scan (baselines.md §C.4)
 MAX_DEGREE = 4000  # default cap of the escalated filter degree
@@ -80,6 +81,14 @@ class PolynomialFilter:
             raise InputValueError(f"filter returned {tuple(c.shape)} coefficients, expected ({degree + 1},)")
         a, b = (torch.tensor(x, dtype=ctx.op.dtype, device=ctx.op.device) for x in (ctx.lower, ctx.upper))
         return ChebyshevBasis(c=c, a=a, b=b)
+
+
+def apply_filter(poly: Polynomial, op: Operator, V: torch.Tensor) -> torch.Tensor:
+    """``p(A) V``: the fused kernels (:func:`autospec.kernels.polynomial.apply`: one C pass per degree
+    on a CPU CSR matrix) when they take these operands, else the polynomial's own recurrence."""
+    if isinstance(poly, ChebyshevBasis) and polynomial.supported(poly, op, V):
+        return polynomial.apply(poly, op, V, 1.0)
+    return poly.apply(op.matmat, V)
 
 
 def _ell(ctx: FilterContext, lam: float) -> float:

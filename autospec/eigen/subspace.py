@@ -44,7 +44,7 @@ from autospec.core.operators import Operator, as_operator
 from autospec.core.probe import Probe, lanczos
 from autospec.core.results import Result
 from autospec.core.validate import integer
-from autospec.eigen.filters import Filter, FilterContext, default_block, filter_degree
+from autospec.eigen.filters import Filter, FilterContext, apply_filter, default_block, filter_degree
 from autospec.errors import InputValueError
 
 WHICH = ("SA", "LA")
@@ -201,7 +201,7 @@ def _subspace_iteration(prob: _Problem, filt: Filter, reprobe: bool, max_degree:
             return _whole_space(prob, info, f"a degree-{degree} filter step would cost n = {op.n} products or more")
         info.degree = max(info.degree, degree)
         ctx = FilterContext(op, prob.probe, a, b, lowest, ritz, res, info.outer_iters, k, block, degree)
-        V = _orthonormalise(filt(ctx).apply(op.matmat, V), lock.V, prob, gen)
+        V = _orthonormalise(apply_filter(filt(ctx), op, V), lock.V, prob, gen)
         info.outer_iters += 1
         V, _, theta, _, ritz, res = lock.update(V, op.matmat(V))
         if lock.stop:
