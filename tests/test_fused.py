@@ -74,7 +74,8 @@ def random_banded_spd(n: int, width: int, seed: int, index=np.int32) -> sp.csr_m
 @pytest.mark.parametrize("form", ["three_term", "basis"])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("index", [np.int32, np.int64])
-@pytest.mark.parametrize("n, width, degree", [(5000, 20, 10), (5000, 300, 3), (529, 23, 2), (300, 299, 10)])
+@pytest.mark.parametrize("n, width, degree", [(5000, 20, 10), (5000, 300, 3), (529, 23, 2), (300, 299, 10),
+                                              (120_000, 40, 6)])  # n >= PARALLEL_ROWS: the threads share the levels
 @pytest.mark.parametrize("threads", [1, 2])
 def test_wavefront_application_is_the_step_by_step_one(monkeypatch, form, dtype, index, n, width, degree, threads):
     """The one-sweep (matrix-powers) application computes every row as the per-step kernels do: equal bits."""

@@ -37,7 +37,7 @@ static inline __attribute__((always_inline)) void FN(spmm_row)(const I *ptr, con
 void FN(spmm)(int64_t n, int64_t k, const I *ptr, const I *idx, const V *val, double scale,
               const V *x, V *y, int nt) {
     if (k == 1) {
-        #pragma omp parallel for schedule(static) num_threads(nt)
+        #pragma omp parallel for schedule(static) num_threads(nt) if(n >= PARALLEL_ROWS)
         for (int64_t i = 0; i < n; i++) {
             V s = 0;
             for (I j = ptr[i]; j < ptr[i + 1]; j++) s += val[j] * x[idx[j]];
@@ -45,7 +45,7 @@ void FN(spmm)(int64_t n, int64_t k, const I *ptr, const I *idx, const V *val, do
         }
         return;
     }
-    #pragma omp parallel for schedule(static) num_threads(nt)
+    #pragma omp parallel for schedule(static) num_threads(nt) if(n >= PARALLEL_ROWS)
     for (int64_t i = 0; i < n; i++) {
         #define SPMM_COLUMNS(KC) FN(spmm_row)(ptr, idx, val, i, scale, x, y, k, c0_, KC)
         FOR_COLUMN_BLOCKS(k, SPMM_COLUMNS)
@@ -57,7 +57,7 @@ void FN(spmm)(int64_t n, int64_t k, const I *ptr, const I *idx, const V *val, do
 double FN(spmv_dot)(int64_t n, const I *ptr, const I *idx, const V *val, double scale,
                     const V *p, V *q, int nt) {
     double dot = 0;
-    #pragma omp parallel for schedule(static) reduction(+:dot) num_threads(nt)
+    #pragma omp parallel for schedule(static) reduction(+:dot) num_threads(nt) if(n >= PARALLEL_ROWS)
     for (int64_t i = 0; i < n; i++) {
         V s = 0;
         for (I j = ptr[i]; j < ptr[i + 1]; j++) s += val[j] * p[idx[j]];
@@ -74,7 +74,7 @@ void FN(three_term)(int64_t n, const I *ptr, const I *idx, const V *val, double 
                     int first, double c0, const V *d, V *dn, V *rho, V *x, double final, int nt) {
     const V inv_scale = (V)(1.0 / scale);  /* a product, not a division, per row: within an ulp of A d / s */
     const int last = final != 1.0;
-    #pragma omp parallel for schedule(static) num_threads(nt)
+    #pragma omp parallel for schedule(static) num_threads(nt) if(n >= PARALLEL_ROWS)
     for (int64_t i = 0; i < n; i++) {
         V s = 0, di, ri, xi;
         if (first) {
@@ -99,7 +99,7 @@ void FN(cheb_basis)(int64_t n, const I *ptr, const I *idx, const V *val, double 
                     double final, int nt) {
     const V inv_scale = (V)(1.0 / scale), inv_delta = (V)(1.0 / delta);
     const int last = final != 1.0;
-    #pragma omp parallel for schedule(static) num_threads(nt)
+    #pragma omp parallel for schedule(static) num_threads(nt) if(n >= PARALLEL_ROWS)
     for (int64_t i = 0; i < n; i++) {
         V s = 0;
         for (I j = ptr[i]; j < ptr[i + 1]; j++) s += val[j] * u[idx[j]];
@@ -136,7 +136,7 @@ void FN(three_term_block)(int64_t n, int64_t k, const I *ptr, const I *idx, cons
                           double final, int nt) {
     const V inv_scale = (V)(1.0 / scale);
     const int last = final != 1.0;
-    #pragma omp parallel for schedule(static) num_threads(nt)
+    #pragma omp parallel for schedule(static) num_threads(nt) if(n >= PARALLEL_ROWS)
     for (int64_t i = 0; i < n; i++) {
         #define THREE_TERM_COLUMNS(KC) \
             FN(three_term_row)(ptr, idx, val, i, k, c0_, KC, inv_scale, a, b, first, c0, d, dn, rho, x, last, final)
@@ -166,7 +166,7 @@ void FN(cheb_basis_block)(int64_t n, int64_t k, const I *ptr, const I *idx, cons
                           V *v_out, V *y, double final, int nt) {
     const V inv_scale = (V)(1.0 / scale), inv_delta = (V)(1.0 / delta);
     const int last = final != 1.0;
-    #pragma omp parallel for schedule(static) num_threads(nt)
+    #pragma omp parallel for schedule(static) num_threads(nt) if(n >= PARALLEL_ROWS)
     for (int64_t i = 0; i < n; i++) {
         #define CHEB_COLUMNS(KC) FN(cheb_basis_row)(ptr, idx, val, i, k, c0_, KC, inv_scale, inv_delta, theta, cf, \
                                                     first, c0, u, v_in, v_out, y, last, final)
@@ -196,7 +196,7 @@ static inline __attribute__((always_inline)) void FN(column_row)(
 void FN(column_step)(int64_t n, int64_t k, const I *ptr, const I *idx, const V *val, double mid, double half,
                      const double *sc, const double *sp, const V *C, V *P, double *colmax, int nt) {
     const double inv_half = 1.0 / half;
-    #pragma omp parallel for schedule(static) reduction(max:colmax[:k]) num_threads(nt)
+    #pragma omp parallel for schedule(static) reduction(max:colmax[:k]) num_threads(nt) if(n >= PARALLEL_ROWS)
     for (int64_t i = 0; i < n; i++) {
         #define COLUMN_COLUMNS(KC) FN(column_row)(ptr, idx, val, i, k, c0_, KC, (V)mid, inv_half, sc, sp, C, P, colmax)
         FOR_COLUMN_BLOCKS(k, COLUMN_COLUMNS)
@@ -210,7 +210,7 @@ double FN(lanczos_step)(int64_t n, const I *ptr, const I *idx, const V *val, dou
                         const V *qt, V *qp, V *qn, V *w, int nt) {
     const V scale = (V)inv;
     double dot = 0;
-    #pragma omp parallel for schedule(static) reduction(+:dot) num_threads(nt)
+    #pragma omp parallel for schedule(static) reduction(+:dot) num_threads(nt) if(n >= PARALLEL_ROWS)
     for (int64_t i = 0; i < n; i++) {
         V s = 0;
         for (I j = ptr[i]; j < ptr[i + 1]; j++) s += val[j] * qt[idx[j]];
@@ -228,7 +228,7 @@ VECTOR = r"""
 /* x += alpha p;  r -= alpha q;  returns sum_i w2_i r_i^2 (w2 = NULL: weights 1) */
 double FN(cg_update)(int64_t n, double alpha, const V *p, const V *q, V *x, V *r, const V *w2, int nt) {
     double rr = 0;
-    #pragma omp parallel for schedule(static) reduction(+:rr) num_threads(nt)
+    #pragma omp parallel for schedule(static) reduction(+:rr) num_threads(nt) if(n >= PARALLEL_ROWS)
     for (int64_t i = 0; i < n; i++) {
         x[i] += (V)(alpha * p[i]);
         V ri = r[i] - (V)(alpha * q[i]);
@@ -241,14 +241,14 @@ double FN(cg_update)(int64_t n, double alpha, const V *p, const V *q, V *x, V *r
 
 /* p = z + beta p */
 void FN(direction)(int64_t n, double beta, const V *z, V *p, int nt) {
-    #pragma omp parallel for schedule(static) num_threads(nt)
+    #pragma omp parallel for schedule(static) num_threads(nt) if(n >= PARALLEL_ROWS)
     for (int64_t i = 0; i < n; i++) p[i] = z[i] + (V)(beta * p[i]);
 }
 
 /* w -= alpha q;  returns |w|^2 */
 double FN(axpy_norm)(int64_t n, double alpha, const V *q, V *w, int nt) {
     double nn = 0;
-    #pragma omp parallel for schedule(static) reduction(+:nn) num_threads(nt)
+    #pragma omp parallel for schedule(static) reduction(+:nn) num_threads(nt) if(n >= PARALLEL_ROWS)
     for (int64_t i = 0; i < n; i++) {
         V wi = w[i] - (V)(alpha * q[i]);
         w[i] = wi;
@@ -261,7 +261,7 @@ double FN(axpy_norm)(int64_t n, double alpha, const V *q, V *w, int nt) {
 void FN(cg_update_block)(int64_t n, int64_t k, const double *alpha, const V *p, const V *q, V *x, V *r,
                          const V *w2, double *rr, int nt) {
     for (int64_t c = 0; c < k; c++) rr[c] = 0;
-    #pragma omp parallel for schedule(static) reduction(+:rr[:k]) num_threads(nt)
+    #pragma omp parallel for schedule(static) reduction(+:rr[:k]) num_threads(nt) if(n >= PARALLEL_ROWS)
     for (int64_t i = 0; i < n; i++) {
         for (int64_t c = 0; c < k; c++) {
             const int64_t e = i * k + c;
@@ -276,7 +276,7 @@ void FN(cg_update_block)(int64_t n, int64_t k, const double *alpha, const V *p, 
 
 /* blocks: p = z + beta_c p */
 void FN(direction_block)(int64_t n, int64_t k, const double *beta, const V *z, V *p, int nt) {
-    #pragma omp parallel for schedule(static) num_threads(nt)
+    #pragma omp parallel for schedule(static) num_threads(nt) if(n >= PARALLEL_ROWS)
     for (int64_t i = 0; i < n; i++)
         for (int64_t c = 0; c < k; c++) p[i * k + c] = z[i * k + c] + (V)(beta[c] * p[i * k + c]);
 }
@@ -284,7 +284,7 @@ void FN(direction_block)(int64_t n, int64_t k, const double *beta, const V *z, V
 /* returns u.v */
 double FN(dot)(int64_t n, const V *u, const V *v, int nt) {
     double s = 0;
-    #pragma omp parallel for schedule(static) reduction(+:s) num_threads(nt)
+    #pragma omp parallel for schedule(static) reduction(+:s) num_threads(nt) if(n >= PARALLEL_ROWS)
     for (int64_t i = 0; i < n; i++) s += (double)u[i] * v[i];
     return s;
 }
@@ -294,6 +294,9 @@ MAIN = r"""
 #include <stdint.h>
 #include <stddef.h>
 #define BLOCK 8
+/* below this many rows a kernel call is too short for a parallel region's fork and barriers to pay (and
+   on a loaded machine a descheduled thread stalls every one of them): one thread */
+#define PARALLEL_ROWS 100000
 /* CALL(kc) for each chunk of at most BLOCK columns (c0_ its first), kc a constant for the usual widths */
 #define FOR_COLUMN_BLOCKS(k, CALL)                                                   \
     for (int64_t c0_ = 0; c0_ < (k); c0_ += BLOCK) {                                 \

@@ -27,7 +27,7 @@ void FN(three_term_wave)(int64_t n, const I *ptr, const I *idx, const V *val, do
                          int64_t cap, int64_t lag, int64_t block, int nt) {
     const V inv_scale = (V)(1.0 / scale);
     const int64_t mask = cap - 1;
-    #pragma omp parallel num_threads(nt)
+    #pragma omp parallel num_threads(nt) if(n >= PARALLEL_ROWS)
     WAVE_SWEEP(D, 0, {
         const double ak = a[k], bk = b[k];
         V *out = k < D - 1 ? ring + k * cap : NULL;
@@ -64,7 +64,7 @@ void FN(cheb_basis_wave)(int64_t n, const I *ptr, const I *idx, const V *val, do
                          int64_t lag, int64_t block, int nt) {
     const V inv_scale = (V)(1.0 / scale), inv_delta = (V)(1.0 / delta);
     const int64_t mask = cap - 1;
-    #pragma omp parallel num_threads(nt)
+    #pragma omp parallel num_threads(nt) if(n >= PARALLEL_ROWS)
     WAVE_SWEEP(D, 1, {
         const int64_t mu = k == 1 ? -1 : mask, mv = k == 2 ? -1 : mask;  /* z is whole, rings wrap */
         const V *u = k == 1 ? z : ring + (k - 2) * cap, *v = k == 2 ? z : ring + (k - 3) * cap;
