@@ -4,14 +4,15 @@ in-place update per degree, the same recurrences as :mod:`autospec.core.recurren
     three-term:  ρ −= A d / s,  d ← α_k d + β_k ρ,  x += d        (x_0 = d_0 = c_0 r, ρ_0 = r)
     basis:       t = (A u / s − θ u)/δ,  v ← 2t − v (t at k = 1),  y += c_k v,  u ↔ v
 
-Three paths, chosen by the operands: a vector on a CPU CSR operator runs the C kernels of
-:mod:`autospec.core.native` (one sweep over A for all degrees when its band fits the cache, else one
-pass per degree); on CUDA the whole application — cuSPARSE products and one Triton update kernel per
+Three paths, chosen by the operands: on a CPU CSR operator the C kernels of
+:mod:`autospec.core.native` — for a vector one sweep over A for all degrees when its band fits the
+cache (the wavefront), else one pass per degree, for an ``(n, k)`` block one pass per degree over
+its k columns; on CUDA the whole application — cuSPARSE products and one Triton update kernel per
 degree (:mod:`autospec.kernels.triton_updates`) — is captured once per (shape, dtype) as a CUDA graph
-and replayed (one launch per application, products counted per replay); anything else (blocks,
-other operators) runs in-place torch operations around one product per degree
-(:func:`autospec.core.native.product`: the C SpMM on CPU CSR), no temporaries. Coefficients must be one polynomial for one operator (no batch) and need no
-gradient — otherwise the caller keeps the differentiable recurrence.
+and replayed (one launch per application, products counted per replay); any other operator runs
+in-place torch operations around one product per degree, no temporaries. Coefficients must be one
+polynomial for one operator (no batch) and need no gradient — otherwise the caller keeps the
+differentiable recurrence. :func:`column_chebyshev` is the eigen wing's filter with a degree per column.
 """
 
 from __future__ import annotations
