@@ -297,15 +297,19 @@ MAIN = r"""
 /* below this many rows a kernel call is too short for a parallel region's fork and barriers to pay (and
    on a loaded machine a descheduled thread stalls every one of them): one thread */
 #define PARALLEL_ROWS 100000
-/* CALL(kc) for each chunk of at most BLOCK columns (c0_ its first), kc a constant for the usual widths */
+/* CALL(kc) for each chunk of at most BLOCK columns (c0_ its first), kc a compile-time constant */
 #define FOR_COLUMN_BLOCKS(k, CALL)                                                   \
     for (int64_t c0_ = 0; c0_ < (k); c0_ += BLOCK) {                                 \
         const int64_t kc_ = (k) - c0_ < BLOCK ? (k) - c0_ : BLOCK;                   \
         switch (kc_) {                                                               \
             case 8: CALL(8); break;                                                  \
+            case 7: CALL(7); break;                                                  \
+            case 6: CALL(6); break;                                                  \
+            case 5: CALL(5); break;                                                  \
             case 4: CALL(4); break;                                                  \
+            case 3: CALL(3); break;                                                  \
             case 2: CALL(2); break;                                                  \
-            default: CALL(kc_);                                                      \
+            default: CALL(1);                                                        \
         }                                                                            \
     }
 #define V double
