@@ -38,11 +38,11 @@ class CGStep(NamedTuple):
 
 def fusable(op: Operator, b: torch.Tensor) -> bool:
     """Whether :func:`fused_cg_steps` runs on ``op``: a real float dtype, no autograd, a CSR operator
-    on CPU, an operator whose ``matmat_add`` works in place (``in_place_products``) or any operator
-    on CUDA (not batched over operators)."""
+    on CPU, an operator with an in-place ``product_into`` (:func:`autospec.core.native.product`) or any
+    operator on CUDA (not batched over operators)."""
     return (b.dtype in (torch.float64, torch.float32) and op.dtype == b.dtype and b.ndim == 2
             and not b.requires_grad and not getattr(op, "batch_shape", ())
-            and (op.csr() is not None or getattr(op, "in_place_products", False) or b.device.type == "cuda"))
+            and (op.csr() is not None or hasattr(op, "product_into") or b.device.type == "cuda"))
 
 
 def fused_cg_steps(op: Operator, b: torch.Tensor, x0: torch.Tensor, precond: Apply | None, r0: torch.Tensor,

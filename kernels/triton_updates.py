@@ -24,7 +24,9 @@ import torch
 BLOCK = 1024
 
 
+@functools.cache
 def available() -> bool:
+    """Whether Triton is installed (looked up once)."""
     return importlib.util.find_spec("triton") is not None
 
 

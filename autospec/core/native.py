@@ -159,10 +159,12 @@ def new_product(op, V: torch.Tensor) -> torch.Tensor | None:
 
 def product(op, V: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     """``out = A V`` (counted) for a vector or an ``(n, k)`` block: the C kernel on a CPU CSR
-    operator (one pass, k columns per matrix read), else ``op.matmat_add`` into a zeroed ``out``."""
+    operator (one pass, k columns per matrix read), the operator's own ``product_into`` where it has
+    one, else ``op.matmat_add`` into a zeroed ``out``."""
     csr = csr_of(op, V, out)
     if csr is None:
-        return op.matmat_add(V, out.zero_())
+        into = getattr(op, "product_into", None)
+        return op.matmat_add(V, out.zero_()) if into is None else into(V, out)
     op.count(1 if V.ndim == 1 else V.shape[-1])
     return spmm(csr, V, out)
 

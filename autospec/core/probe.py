@@ -206,7 +206,7 @@ def _partial_steps(op: Operator, q0: torch.Tensor, m: int, gen: torch.Generator,
     vectors are kept (no basis: its memory and page faults cost as much as the products); the first
     one rebuilds the basis by replaying the recurrence with the stored α, β (the same vectors up to
     rounding, ``j`` more counted products); without one, :meth:`Probe.ritz_vectors` replays it on
-    demand. Each step divides the previous ``w`` by ``b_j`` in its own pass (no pass of its own).
+    demand. Each step divides the previous ``w`` by ``b_j`` as it reads it (no pass of its own).
     """
     eps = torch.finfo(op.dtype).eps
     eps1 = eps * math.sqrt(op.n)

@@ -72,10 +72,8 @@ def probe_deflation(op: Operator, probe: Probe, k: int) -> Deflation | None:
 
 class DeflatedOperator(Operator):
     """``PA`` for an operator A and a :class:`Deflation`; its products with A are counted by A
-    (``P(AV) = AV − AW E⁻¹ Wᵀ(AV)`` equals ``PAV`` for symmetric A). Its in-place product is A's
-    (the C kernel on CSR) and two k-column passes, so the fused PCG iteration drives it."""
-
-    in_place_products = True
+    (``P(AV) = AV − AW E⁻¹ Wᵀ(AV)`` equals ``PAV`` for symmetric A). :meth:`product_into` is A's
+    product in place (the C kernel on CSR) and two k-column passes, so the fused PCG iteration drives it."""
 
     def __init__(self, op: Operator, deflation: Deflation):
         super().__init__(op.shape, op.dtype, op.device)
@@ -84,13 +82,12 @@ class DeflatedOperator(Operator):
     def _matmat(self, V):
         return self.deflation.project(self.inner.matmat(V))
 
-    def matmat_add(self, V: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-        """``out += PAV``: ``AV`` by A's own product, then ``out −= AW (E⁻¹ Wᵀ AV)`` in place."""
-        AV = native.product(self.inner, V, torch.empty_like(out))
-        block = AV if AV.ndim > 1 else AV.unsqueeze(-1)
-        out.add_(AV)
-        (out if out.ndim > 1 else out.unsqueeze(-1)).addmm_(self.deflation.AW,
-                                                            self.deflation.E_inv @ (self.deflation.Wt @ block), alpha=-1)
+    def product_into(self, V: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """``out = PAV``: ``AV`` into ``out`` by A's own product (counted by A), then
+        ``out −= AW (E⁻¹ Wᵀ out)`` in place."""
+        native.product(self.inner, V, out)
+        block = out if out.ndim > 1 else out.unsqueeze(-1)
+        block.addmm_(self.deflation.AW, self.deflation.E_inv @ (self.deflation.Wt @ block), alpha=-1)
         return out
 
 
