@@ -31,7 +31,6 @@ import torch
 
 from autospec.core.intervals import filter_start, unwanted_lower
 from autospec.eigen.filters import MAX_DEGREE, filter_degree
-from autospec.kernels import polynomial
 from autospec.eigen.subspace import (
     EigenInfo,
     _Locking,
@@ -40,6 +39,7 @@ from autospec.eigen.subspace import (
     _whole_space,
     _whole_space_cheaper,
 )
+from autospec.kernels import polynomial
 
 _TINY = 1e-300
 DEGENERATE = 1e-3  # an edge θ_s − θ_k below this share of θ_s − θ_1 (and ρ) is one repeated eigenvalue
